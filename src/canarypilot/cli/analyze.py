@@ -1,0 +1,104 @@
+"""`canarypilot analyze`: one decision now, from Prometheus, as JSON or a table."""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from typing import Any
+
+import typer
+
+from canarypilot.cli.common import (
+    EXIT_HOLD,
+    EXIT_PROCEED,
+    EXIT_ROLLBACK,
+    friendly_errors,
+    run_async,
+    settings_from,
+)
+
+
+class Format(StrEnum):
+    json = "json"
+    table = "table"
+
+
+def register(app: typer.Typer) -> None:
+    app.command(
+        "analyze",
+        help=(
+            "Compare the canary with the stable version now and print one decision. "
+            "Exit codes: 0 proceed, 3 hold, 4 rollback, 2 usage or configuration error, "
+            "1 metrics backend unreachable or failing."
+        ),
+    )(analyze)
+
+
+def analyze(
+    service: str = typer.Option(..., "--service", "-s", help="Service name (the job label)."),
+    prometheus: str | None = typer.Option(
+        None,
+        "--prometheus",
+        "-p",
+        help="Prometheus base URL (or prometheus.url in the config).",
+        envvar="CANARYPILOT_PROMETHEUS_URL",
+    ),
+    canary_version: str | None = typer.Option(None, help="Version label of the canary [v2-canary]."),
+    stable_version: str | None = typer.Option(None, help="Version label of the stable version [v1-stable]."),
+    config: str | None = typer.Option(None, "--config", "-c", help="YAML settings file."),
+    window: str | None = typer.Option(None, help="Rate window, a PromQL duration [5m]."),
+    timeout: float | None = typer.Option(None, help="Per-query timeout in seconds [5]."),
+    output: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
+) -> None:
+    overrides: dict[str, Any] = {
+        "prometheus": {"url": prometheus, "timeout_seconds": timeout},
+        "query": {"window": window, "canary_version": canary_version, "stable_version": stable_version},
+    }
+    with friendly_errors():
+        settings = settings_from(config, overrides)
+        if not settings.prometheus.url:
+            from canarypilot._exceptions import ConfigError
+
+            raise ConfigError("no Prometheus URL: pass --prometheus URL or set prometheus.url")
+        from canarypilot.api import analyze as run
+
+        decision = run_async(lambda: run(service, settings=settings))
+    if output is Format.json:
+        typer.echo(json.dumps(decision.to_dict(), indent=2))
+    else:
+        _print_table(decision)
+    raise typer.Exit(
+        {"proceed": EXIT_PROCEED, "hold": EXIT_HOLD, "rollback": EXIT_ROLLBACK}[decision.status.value]
+    )
+
+
+def _print_table(decision: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    def ms(v: float | None) -> str:
+        return "—" if v is None else f"{v * 1000:.1f} ms"
+
+    def pct(v: float | None) -> str:
+        return "—" if v is None else f"{v:.2%}"
+
+    def num(v: float | None) -> str:
+        return "—" if v is None else f"{v:,.0f}"
+
+    colour = {"proceed": "green", "hold": "yellow", "rollback": "red"}[decision.status.value]
+    console = Console()
+    weight = "—" if decision.weight is None else f"{decision.weight:g}%"
+    console.print(f"[bold {colour}]{decision.status.value.upper()}[/]  weight {weight}")
+    table = Table(show_header=True, header_style="bold")
+    table.add_column("")
+    table.add_column(f"stable ({decision.stable.version})", justify="right")
+    table.add_column(f"canary ({decision.canary.version})", justify="right")
+    table.add_column("delta", justify="right")
+    ld = "—" if decision.latency_delta is None else f"{decision.latency_delta:+.1%}"
+    ed = "—" if decision.error_delta is None else f"{decision.error_delta * 100:+.2f} pts"
+    table.add_row("p99 latency", ms(decision.stable.p99_seconds), ms(decision.canary.p99_seconds), ld)
+    table.add_row("error rate", pct(decision.stable.error_rate), pct(decision.canary.error_rate), ed)
+    table.add_row("requests", num(decision.stable.requests), num(decision.canary.requests), "")
+    console.print(table)
+    for reason in decision.reasons:
+        console.print(f"  • {reason}")

@@ -1,0 +1,1 @@
+"""canarypilot.demo (being built)."""

@@ -1,0 +1,98 @@
+"""Starting and stopping real servers on loopback: free ports, readiness, clean shutdown.
+
+The demo, ``make demo`` and the integration tests start Prometheus, HAProxy and
+nginx from Debian's packages this way; nothing listens beyond 127.0.0.1 and
+everything started is stopped, also on errors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from canarypilot._exceptions import ConfigError, TemporaryError
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def require(binary: str, package: str | None = None) -> str:
+    """The path of ``binary``, or a ConfigError telling which Debian package brings it."""
+    path = shutil.which(binary) or next(
+        (p for p in (f"/usr/sbin/{binary}", f"/usr/bin/{binary}") if Path(p).exists()), None
+    )
+    if path is None:
+        raise ConfigError(
+            f"{binary} is not installed; install it with: apt-get install -y {package or binary}"
+        )
+    return path
+
+
+class ManagedProcess:
+    """A child process with its output in a log file, stopped with SIGTERM then SIGKILL."""
+
+    def __init__(self, argv: Sequence[str], *, log_path: Path, cwd: Path | None = None) -> None:
+        self.argv = list(argv)
+        self.log_path = log_path
+        self._log = log_path.open("ab")
+        try:
+            self.proc = subprocess.Popen(
+                self.argv, stdout=self._log, stderr=subprocess.STDOUT, cwd=cwd,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            self._log.close()
+            raise ConfigError(f"cannot start {self.argv[0]}: {exc.strerror or exc}") from exc
+
+    @property
+    def running(self) -> bool:
+        return self.proc.poll() is None
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    self.proc.kill()
+                self.proc.wait(5)
+        self._log.close()
+
+
+def wait_for_http(url: str, process: ManagedProcess, *, timeout: float = 30.0) -> None:
+    """Poll ``url`` until it answers 200; fail early if the process died."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        if not process.running:
+            raise TemporaryError(
+                f"{process.argv[0]} exited with code {process.proc.returncode}:\n{process.log_tail()}"
+            )
+        try:
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError as exc:
+            last = str(exc)
+        time.sleep(0.1)
+    raise TemporaryError(f"{url} not ready after {timeout:g}s ({last}):\n{process.log_tail()}")

@@ -1,0 +1,29 @@
+"""The seam between the judge and wherever the numbers come from."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol, runtime_checkable
+
+from canarypilot.model import Snapshot, Target
+
+
+@runtime_checkable
+class MetricsProvider(Protocol):
+    """Anything that can measure a stable and a canary version over a window.
+
+    ``snapshot`` raises ``MetricsUnavailable`` when the backend cannot answer
+    and ``QueryError`` when it rejects the query; missing series are reported as
+    ``None`` values in the snapshot, never as zeros.
+    """
+
+    async def snapshot(self, target: Target) -> Snapshot: ...
+
+    async def is_online(self) -> bool: ...
+
+
+@runtime_checkable
+class BatchMetricsProvider(MetricsProvider, Protocol):
+    """A provider that measures many targets with a constant number of queries."""
+
+    async def snapshot_many(self, targets: Sequence[Target]) -> Mapping[Target, Snapshot]: ...

@@ -1,0 +1,227 @@
+"""Snapshots from the Prometheus HTTP API (and Thanos, Mimir, VictoriaMetrics).
+
+Four instant queries run concurrently at one evaluation time: the quantile per
+version, the request count per version, the error count per version, and the
+newest sample's timestamp (for staleness). Several targets share the same four
+queries: services and versions are matched with an escaped alternation and the
+results are split by the job and version labels.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from canarypilot._exceptions import ConfigError, MetricsUnavailable, QueryError
+from canarypilot.metrics.selectors import render, selector
+from canarypilot.model import Snapshot, Target, VersionStats
+from canarypilot.policy import PrometheusSettings, QueryPolicy
+
+Series = dict[tuple[str, str], float]
+
+_STALENESS_TEMPLATE = "max by ($by) (timestamp($requests_metric{$selector}))"
+
+
+class PrometheusMetrics:
+    """A ``MetricsProvider`` over the Prometheus HTTP API.
+
+    >>> provider = PrometheusMetrics(PrometheusSettings(url="http://localhost:9090"))
+    >>> # snapshot = await provider.snapshot(Target("payment-api"))
+    """
+
+    def __init__(
+        self,
+        settings: PrometheusSettings,
+        query: QueryPolicy | None = None,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        now: Callable[[], float] = time.time,
+        sleep: Callable[[float], Any] = asyncio.sleep,
+    ) -> None:
+        if not settings.url:
+            raise ConfigError("no Prometheus URL: pass --prometheus URL or set prometheus.url")
+        self.settings = settings
+        self.query = query or QueryPolicy()  # type: ignore[call-arg]
+        self._now = now
+        self._sleep = sleep
+        self.queries_sent = 0
+        self._client = httpx.AsyncClient(
+            base_url=settings.url,
+            timeout=httpx.Timeout(settings.timeout_seconds),
+            headers=self._headers(settings),
+            auth=self._auth(settings),
+            verify=self._verify(settings),
+            transport=transport,
+        )
+
+    @staticmethod
+    def _headers(settings: PrometheusSettings) -> dict[str, str]:
+        headers = {"Accept": "application/json", **settings.headers}
+        token = settings.bearer_token
+        if settings.bearer_token_file:
+            try:
+                token = Path(settings.bearer_token_file).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot read bearer token file {settings.bearer_token_file}: {exc.strerror}"
+                ) from exc
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return headers
+
+    @staticmethod
+    def _auth(settings: PrometheusSettings) -> httpx.BasicAuth | None:
+        if settings.basic_auth_user is None:
+            return None
+        return httpx.BasicAuth(settings.basic_auth_user, settings.basic_auth_password or "")
+
+    @staticmethod
+    def _verify(settings: PrometheusSettings) -> Any:
+        if not settings.tls_verify:
+            return False
+        if settings.ca_bundle:
+            import ssl
+
+            try:
+                return ssl.create_default_context(cafile=settings.ca_bundle)
+            except (OSError, ssl.SSLError) as exc:
+                raise ConfigError(f"cannot load CA bundle {settings.ca_bundle}: {exc}") from exc
+        return True
+
+    async def __aenter__(self) -> PrometheusMetrics:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def is_online(self) -> bool:
+        try:
+            response = await self._client.get("/-/ready")
+            if response.status_code == 404:  # Thanos/Mimir/VM may not serve /-/ready
+                response = await self._client.get("/api/v1/query", params={"query": "1"})
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200
+
+    async def snapshot(self, target: Target) -> Snapshot:
+        return (await self.snapshot_many([target]))[target]
+
+    async def snapshot_many(self, targets: Sequence[Target]) -> Mapping[Target, Snapshot]:
+        """Measure every target with four concurrent queries, whatever their number."""
+        if not targets:
+            return {}
+        q = self.query
+        at = self._now()
+        services = sorted({t.service for t in targets})
+        versions = sorted({v for t in targets for v in (t.canary_version, t.stable_version)})
+        sel = selector(q, services, versions)
+        by = f"{q.job_label}, {q.version_label}"
+        texts = [
+            render(q.latency_template, q, sel=sel, by=by),
+            render(q.requests_template, q, sel=sel, by=by),
+            render(q.errors_template, q, sel=sel, by=by),
+            render(_STALENESS_TEMPLATE, q, sel=sel, by=by),
+        ]
+        p99, requests, errors, newest = await asyncio.gather(*(self.instant(text, at=at) for text in texts))
+        window = q.window_seconds
+        out: dict[Target, Snapshot] = {}
+        for target in targets:
+            stable = _stats(target.service, target.stable_version, p99, requests, errors)
+            canary = _stats(target.service, target.canary_version, p99, requests, errors)
+            stamps = [
+                newest[(target.service, v)]
+                for v in (target.stable_version, target.canary_version)
+                if (target.service, v) in newest
+            ]
+            age = max(0.0, at - min(stamps)) if stamps else None
+            out[target] = Snapshot(target, stable, canary, at=at, window_seconds=window, age_seconds=age)
+        return out
+
+    async def instant(self, query: str, *, at: float | None = None) -> Series:
+        """Run one instant query; the result keyed by (job, version) label values."""
+        params = {"query": query}
+        if at is not None:
+            params["time"] = f"{at:.3f}"
+        payload = await self._get_with_retries("/api/v1/query", params, query)
+        return _parse_vector(payload, query, self.query.job_label, self.query.version_label)
+
+    async def _get_with_retries(self, path: str, params: dict[str, str], query: str) -> Any:
+        attempts = self.settings.retries + 1
+        last = ""
+        for attempt in range(attempts):
+            if attempt:
+                base = self.settings.backoff_seconds * 2 ** (attempt - 1)
+                await self._sleep(base * random.uniform(0.5, 1.5))
+            self.queries_sent += 1
+            try:
+                response = await self._client.get(path, params=params)
+            except httpx.TimeoutException:
+                last = f"timed out after {self.settings.timeout_seconds:g}s"
+                continue
+            except httpx.TransportError as exc:
+                last = f"cannot reach {self.settings.url}: {type(exc).__name__}: {exc}"
+                continue
+            if response.status_code >= 500:
+                last = f"HTTP {response.status_code} from {self.settings.url}"
+                continue
+            return _decode(response, query)
+        raise MetricsUnavailable(f"Prometheus failed after {attempts} attempt(s): {last}")
+
+
+def _decode(response: httpx.Response, query: str) -> Any:
+    try:
+        payload = json.loads(response.content)
+    except ValueError:
+        kind = response.headers.get("content-type", "unknown content type")
+        raise MetricsUnavailable(
+            f"Prometheus answered HTTP {response.status_code} with {kind}, not JSON"
+        ) from None
+    if not isinstance(payload, dict):
+        raise MetricsUnavailable("Prometheus answered JSON that is not an object")
+    if response.status_code >= 400 or payload.get("status") == "error":
+        message = payload.get("error") or f"HTTP {response.status_code}"
+        kind = payload.get("errorType", "error")
+        if response.status_code in (401, 403):
+            raise QueryError(f"Prometheus refused the credentials ({kind}: {message})", query=query)
+        raise QueryError(f"Prometheus rejected the query ({kind}: {message})", query=query)
+    return payload
+
+
+def _parse_vector(payload: Any, query: str, job_label: str, version_label: str) -> Series:
+    data = payload.get("data")
+    if not isinstance(data, dict):
+        raise MetricsUnavailable("Prometheus answer has no data object")
+    if data.get("resultType") != "vector":
+        raise QueryError(f"expected an instant vector, got {data.get('resultType')!r}", query=query)
+    series: Series = {}
+    for item in data.get("result") or []:
+        try:
+            labels = item["metric"]
+            raw = item["value"][1]
+            value = float(raw)  # "NaN", "+Inf" and "-Inf" parse as such
+        except (KeyError, IndexError, TypeError, ValueError):
+            raise MetricsUnavailable(f"malformed sample in Prometheus answer: {item!r:.200}") from None
+        key = (str(labels.get(job_label, "")), str(labels.get(version_label, "")))
+        series[key] = value
+    return series
+
+
+def _stats(service: str, version: str, p99: Series, requests: Series, errors: Series) -> VersionStats:
+    key = (service, version)
+    count = requests.get(key)
+    error_rate: float | None = None
+    if count is not None and math.isfinite(count):
+        failed = errors.get(key, 0.0)  # no 5xx series while requests exist: no errors
+        error_rate = failed / count if count > 0 else math.nan
+    return VersionStats(version, p99_seconds=p99.get(key), error_rate=error_rate, requests=count)

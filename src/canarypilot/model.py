@@ -1,0 +1,181 @@
+"""Plain values that cross every layer: what was measured, what was decided.
+
+They are frozen dataclasses so a snapshot or a decision can be logged, cached,
+compared and replayed without anyone mutating it on the way.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from canarypilot._exceptions import ConfigError
+
+#: Names of services and versions: what Kubernetes and Prometheus job names look like.
+#: Anything else is refused before it can reach a PromQL selector or a config file.
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_.:\-/]{0,251}[A-Za-z0-9_])?$")
+
+
+def validate_name(value: str, *, what: str = "name") -> str:
+    """Return ``value`` if it is a safe service or version name, else raise ConfigError.
+
+    >>> validate_name("payment-api")
+    'payment-api'
+    """
+    if not isinstance(value, str) or not NAME_PATTERN.fullmatch(value):
+        shown = value if isinstance(value, str) and len(value) <= 80 else f"{str(value)[:80]}…"
+        raise ConfigError(
+            f"invalid {what} {shown!r}: use 1-253 letters, digits and _ . : - /, "
+            "starting and ending with a letter or digit"
+        )
+    return value
+
+
+class Status(StrEnum):
+    """What to do with the canary now."""
+
+    PROCEED = "proceed"
+    HOLD = "hold"
+    ROLLBACK = "rollback"
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """The pair of versions one analysis compares."""
+
+    service: str
+    canary_version: str = "v2-canary"
+    stable_version: str = "v1-stable"
+
+    def __post_init__(self) -> None:
+        validate_name(self.service, what="service name")
+        validate_name(self.canary_version, what="canary version")
+        validate_name(self.stable_version, what="stable version")
+        if self.canary_version == self.stable_version:
+            raise ConfigError("the canary and the stable version must differ")
+
+
+@dataclass(frozen=True, slots=True)
+class VersionStats:
+    """One version's signals over the analysis window.
+
+    ``None`` means the series is missing: no data, which is never the same as zero.
+    """
+
+    version: str
+    p99_seconds: float | None = None
+    error_rate: float | None = None
+    requests: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "p99_seconds": _json_number(self.p99_seconds),
+            "error_rate": _json_number(self.error_rate),
+            "requests": _json_number(self.requests),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Both versions measured at one instant over one window.
+
+    ``at`` is the evaluation time (Unix seconds), ``window_seconds`` the length
+    of the range the rates cover, ``age_seconds`` how old the newest sample was
+    when known (``None`` when the backend does not say).
+    """
+
+    target: Target
+    stable: VersionStats
+    canary: VersionStats
+    at: float
+    window_seconds: float
+    age_seconds: float | None = None
+
+
+class ViolationKind(StrEnum):
+    LATENCY = "latency"
+    ERRORS = "errors"
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """One SLO breach: which signal, by how much, and whether it is severe."""
+
+    kind: ViolationKind
+    delta: float
+    threshold: float
+    severe: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What the judge concluded from one snapshot.
+
+    ``weight`` is the safe weight for ``proceed``, 0 for ``rollback`` and ``None``
+    for ``hold``; ``safe_weight`` is the interpolated weight whenever the deltas
+    could be computed, whatever the status.
+    """
+
+    status: Status
+    weight: float | None
+    latency_delta: float | None
+    error_delta: float | None
+    canary: VersionStats
+    stable: VersionStats
+    reasons: tuple[str, ...]
+    safe_weight: float | None = None
+    violations: tuple[Violation, ...] = ()
+    target: Target | None = None
+    at: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object of ``canarypilot analyze --format json`` and ``/analyze``."""
+        out: dict[str, Any] = {
+            "status": self.status.value,
+            "weight": _json_number(self.weight),
+            "safe_weight": _json_number(self.safe_weight),
+            "latency_delta": _json_number(self.latency_delta),
+            "error_delta": _json_number(self.error_delta),
+            "canary": self.canary.to_dict(),
+            "stable": self.stable.to_dict(),
+            "reasons": list(self.reasons),
+            "violations": [
+                {"kind": v.kind.value, "delta": v.delta, "threshold": v.threshold, "severe": v.severe}
+                for v in self.violations
+            ],
+        }
+        if self.target is not None:
+            out["service"] = self.target.service
+        if self.at is not None:
+            out["at"] = self.at
+        return out
+
+
+class Action(StrEnum):
+    """What the circuit breaker tells the controller to do."""
+
+    PROCEED = "proceed"
+    HOLD = "hold"
+    ROLLBACK = "rollback"
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The breaker's answer to one decision, given the violations before it."""
+
+    action: Action
+    weight: float | None
+    decision: Decision
+    reasons: tuple[str, ...] = field(default=())
+    consecutive_violations: int = 0
+
+
+def _json_number(value: float | None) -> float | None:
+    """JSON has no NaN or infinity; report those as null rather than emit invalid JSON."""
+    if value is None or math.isnan(value) or math.isinf(value):
+        return None
+    return value

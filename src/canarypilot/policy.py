@@ -1,0 +1,337 @@
+"""Every number that matters, once, with the article's values as defaults.
+
+Settings come from three places, later ones winning: a YAML file, environment
+variables ``CANARYPILOT_<SECTION>__<FIELD>`` (e.g. ``CANARYPILOT_PROMETHEUS__URL``,
+``CANARYPILOT_SLO__MAX_LATENCY_DELTA``), and command-line flags. Unknown keys are
+errors that name the key: a typo in a threshold must not silently become the
+default.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from canarypilot._exceptions import ConfigError
+from canarypilot.model import validate_name
+
+ENV_PREFIX = "CANARYPILOT_"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class InterpolationPolicy(_Section):
+    """The article's safe-weight formula; see docs/decision-model.md."""
+
+    min_weight: float = Field(
+        5.0, ge=0, le=100, description="Lowest weight a proceeding canary gets (percent)."
+    )
+    max_weight: float = Field(
+        100.0, ge=0, le=100, description="Highest weight the formula may give (percent)."
+    )
+    latency_decay: float = Field(10.0, ge=0, description="k in exp(-k * latency_delta).")
+    error_slope: float = Field(20.0, ge=0, description="s in 1 - s * error_delta.")
+    error_floor: float = Field(0.2, ge=0, le=1, description="Lowest value of the error factor.")
+    safety_floor: float = Field(0.1, ge=0, le=1, description="Lowest value of the combined safety factor.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> InterpolationPolicy:
+        if self.min_weight > self.max_weight:
+            raise ValueError("min_weight must not exceed max_weight")
+        return self
+
+
+class SLOPolicy(_Section):
+    """When a canary is bad, and when it cannot be judged yet."""
+
+    max_latency_delta: float = Field(
+        0.15, gt=0, description="Roll back when (p99 canary - p99 stable) / p99 stable is above this."
+    )
+    max_error_delta: float = Field(
+        0.02,
+        gt=0,
+        description="Roll back when error rate canary - error rate stable is above this (fraction).",
+    )
+    min_canary_requests: float = Field(
+        100,
+        ge=0,
+        description=(
+            "Hold while the canary served fewer requests than this in the window: "
+            "below ~100 the p99 is just the slowest request."
+        ),
+    )
+    min_stable_requests: float = Field(
+        1, ge=0, description="Hold while the stable version served fewer requests than this."
+    )
+    max_sample_age_seconds: float = Field(
+        120.0, gt=0, description="Hold when the newest sample is older than this (stale series)."
+    )
+    severe_factor: float = Field(
+        2.0, ge=1, description="A violation this many times a threshold is severe: roll back at once."
+    )
+
+
+class BreakerPolicy(_Section):
+    """Circuit breaker between a decision and an action."""
+
+    consecutive_violations: int = Field(2, ge=1, description="Violations in a row that roll back.")
+    warmup_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="Grace after each weight change: latency-only violations hold and are not counted.",
+    )
+    metrics_outage_seconds: float = Field(
+        300.0, gt=0, description="Metrics unavailable for longer than this: roll back (fail toward stable)."
+    )
+
+
+class QueryPolicy(_Section):
+    """How the three signals are asked of Prometheus. Templates use ``$name`` placeholders."""
+
+    job_label: str = Field("job", description="Label that holds the service name.")
+    version_label: str = Field("version", description="Label that tells the versions apart.")
+    canary_version: str = Field("v2-canary", description="Version label value of the canary.")
+    stable_version: str = Field("v1-stable", description="Version label value of the stable version.")
+    latency_metric: str = Field(
+        "http_request_duration_seconds_bucket", description="Classic histogram bucket series."
+    )
+    requests_metric: str = Field("http_requests_total", description="Request counter.")
+    code_label: str = Field("code", description="Label holding the HTTP status code.")
+    error_code_regex: str = Field("5..", description="Status codes that count as errors.")
+    window: str = Field("5m", description="Range of rate() and increase(): a PromQL duration.")
+    quantile: float = Field(0.99, gt=0, lt=1, description="The latency quantile compared.")
+    extra_selector: str = Field(
+        "", description='Extra label matchers added to every selector, e.g. namespace="prod".'
+    )
+    latency_template: str = Field(
+        "histogram_quantile($quantile, sum by (le, $by) (rate($latency_metric{$selector}[$window])))",
+        description="PromQL for the quantile per version.",
+    )
+    requests_template: str = Field(
+        "sum by ($by) (increase($requests_metric{$selector}[$window]))",
+        description="PromQL for the request count per version over the window.",
+    )
+    errors_template: str = Field(
+        'sum by ($by) (increase($requests_metric{$selector,$code_label=~"$error_code_regex"}[$window]))',
+        description="PromQL for the error count per version over the window.",
+    )
+
+    @field_validator("job_label", "version_label", "code_label")
+    @classmethod
+    def _label_name(cls, value: str) -> str:
+        import re
+
+        if not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", value):
+            raise ValueError(f"{value!r} is not a Prometheus label name")
+        return value
+
+    @field_validator("latency_metric", "requests_metric")
+    @classmethod
+    def _metric_name(cls, value: str) -> str:
+        import re
+
+        if not re.fullmatch(r"[a-zA-Z_:][a-zA-Z0-9_:]*", value):
+            raise ValueError(f"{value!r} is not a Prometheus metric name")
+        return value
+
+    @field_validator("canary_version", "stable_version")
+    @classmethod
+    def _version(cls, value: str) -> str:
+        try:
+            return validate_name(value, what="version")
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+    @property
+    def window_seconds(self) -> float:
+        return parse_duration(self.window)
+
+
+class PrometheusSettings(_Section):
+    """Where the metrics live and how to talk to them (Prometheus, Thanos, Mimir, VictoriaMetrics)."""
+
+    url: str | None = Field(
+        None, description="Base URL, e.g. http://prometheus:9090. None: scrape the versions directly."
+    )
+    timeout_seconds: float = Field(5.0, gt=0, description="Per-request timeout.")
+    retries: int = Field(3, ge=0, description="Retries on connection errors and 5xx (never on 4xx).")
+    backoff_seconds: float = Field(
+        0.2, ge=0, description="First retry delay; doubles each retry, with jitter."
+    )
+    bearer_token: str | None = Field(
+        None, description="Sent as Authorization: Bearer. Never logged.", repr=False
+    )
+    bearer_token_file: str | None = Field(None, description="File holding the bearer token.")
+    basic_auth_user: str | None = Field(None, description="Basic auth user name.")
+    basic_auth_password: str | None = Field(
+        None, description="Basic auth password. Never logged.", repr=False
+    )
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="Extra headers, e.g. X-Scope-OrgID for Mimir."
+    )
+    ca_bundle: str | None = Field(None, description="CA bundle file for TLS.")
+    tls_verify: bool = Field(True, description="Verify TLS certificates.")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/") if value else value
+
+
+class RolloutPolicy(_Section):
+    """How a rollout driven by canarypilot progresses."""
+
+    pauses_seconds: list[float] = Field(
+        default_factory=lambda: [60.0, 90.0, 120.0, 180.0],
+        description="Pause before each analysis; the article's schedule. After the last one passes, promote.",
+    )
+    max_growth_factor: float = Field(2.0, ge=1, description="A step may at most multiply the weight by this.")
+    scrape_lag_seconds: float = Field(
+        15.0, ge=0, description="How far metrics lag behind traffic; added to the window guard."
+    )
+
+
+class Settings(_Section):
+    """All settings. Each section is documented in README.md, "Configuration"."""
+
+    interpolation: InterpolationPolicy = Field(default_factory=InterpolationPolicy)  # type: ignore[arg-type]
+    slo: SLOPolicy = Field(default_factory=SLOPolicy)  # type: ignore[arg-type]
+    breaker: BreakerPolicy = Field(default_factory=BreakerPolicy)  # type: ignore[arg-type]
+    query: QueryPolicy = Field(default_factory=QueryPolicy)  # type: ignore[arg-type]
+    prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)  # type: ignore[arg-type]
+    rollout: RolloutPolicy = Field(default_factory=RolloutPolicy)  # type: ignore[arg-type]
+
+    def merged(self, overrides: Mapping[str, Any]) -> Settings:
+        """A copy with ``overrides`` (nested dicts, ``None`` values ignored) applied and validated."""
+        data = self.model_dump()
+        _deep_update(data, _drop_none(overrides))
+        return _validate(data, source="flags")
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a PromQL duration such as ``5m``, ``90s``, ``1h30m``.
+
+    >>> parse_duration("1m30s")
+    90.0
+    """
+    import re
+
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+    parts = re.findall(r"(\d+)(ms|s|m|h|d|w|y)", text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ValueError(f"{text!r} is not a duration like 30s, 5m or 1h")
+    total = float(sum(int(n) * units[u] for n, u in parts))
+    if total <= 0:
+        raise ValueError(f"{text!r} must be longer than zero")
+    return total
+
+
+def load_settings(
+    path: str | Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Settings from a YAML file, then the environment, then ``overrides`` (flags).
+
+    ``environ`` defaults to ``os.environ``; pass ``{}`` to ignore the environment.
+    """
+    data: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        data = _read_yaml(Path(path))
+        source = str(path)
+    env = os.environ if environ is None else environ
+    env_data = _from_environ(env)
+    if env_data:
+        _deep_update(data, env_data)
+        source = f"{source} + environment" if path else "environment"
+    if overrides:
+        _deep_update(data, _drop_none(overrides))
+    return _validate(data, source=source)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from exc
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of sections, not {type(loaded).__name__}")
+    return loaded
+
+
+def _from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in environ.items():
+        if not key.startswith(ENV_PREFIX) or "__" not in key:
+            continue
+        path = key[len(ENV_PREFIX) :].lower().split("__")
+        node = out
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"environment variable {key} conflicts with another")
+        node[path[-1]] = _env_value(value)
+    return out
+
+
+def _env_value(raw: str) -> Any:
+    # YAML scalars: numbers, booleans and lists read naturally ("0.2", "true", "[60, 90]").
+    try:
+        return yaml.safe_load(raw) if raw.strip() else raw
+    except yaml.YAMLError:
+        return raw
+
+
+def _validate(data: Mapping[str, Any], *, source: str) -> Settings:
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+            problems.append(f"{where}: {msg}")
+        raise ConfigError(f"invalid settings ({source}): " + "; ".join(problems)) from None
+
+
+def _deep_update(base: dict[str, Any], extra: Mapping[str, Any]) -> None:
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            _deep_update(base[key], value)
+        else:
+            base[key] = value
+
+
+def _drop_none(data: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, Mapping):
+            nested = _drop_none(value)
+            if nested:
+                out[key] = nested
+        elif value is not None:
+            out[key] = value
+    return out

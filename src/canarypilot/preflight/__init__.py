@@ -1,0 +1,1 @@
+"""canarypilot.preflight (being built)."""

@@ -1,0 +1,1 @@
+"""canarypilot.render (being built)."""

@@ -1,0 +1,1 @@
+"""canarypilot.roi (being built)."""

@@ -1,0 +1,1 @@
+"""canarypilot.rollout (being built)."""

@@ -1,0 +1,1 @@
+"""canarypilot.service (being built)."""

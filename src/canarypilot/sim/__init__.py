@@ -1,0 +1,1 @@
+"""canarypilot.sim (being built)."""
