@@ -8,9 +8,15 @@ from canarypilot.policy import BreakerPolicy
 
 
 def decision(canary_p99: float = 0.2, canary_err: float = 0.0, requests: float = 1000) -> Decision:
-    return judge(Snapshot(Target("api"), VersionStats("v1-stable", 0.2, 0.0, 10_000),
-                          VersionStats("v2-canary", canary_p99, canary_err, requests),
-                          at=0, window_seconds=60))
+    return judge(
+        Snapshot(
+            Target("api"),
+            VersionStats("v1-stable", 0.2, 0.0, 10_000),
+            VersionStats("v2-canary", canary_p99, canary_err, requests),
+            at=0,
+            window_seconds=60,
+        )
+    )
 
 
 HEALTHY = decision()

@@ -53,8 +53,10 @@ def test_latency_threshold_is_strictly_greater() -> None:
     assert at_limit.latency_delta == pytest.approx(0.15)
     # 0.23/0.2 - 1 is 0.15000000000000013 in floats: just above, so a rollback.
     # Use exact binary fractions to test "equal is allowed".
-    exact = judge(snap(stable=(0.5, 0.0, 10_000), canary=(0.5 * 1.125, 0.0, 1_000)),
-                  slo=SLOPolicy(max_latency_delta=0.125))
+    exact = judge(
+        snap(stable=(0.5, 0.0, 10_000), canary=(0.5 * 1.125, 0.0, 1_000)),
+        slo=SLOPolicy(max_latency_delta=0.125),
+    )
     assert exact.latency_delta == 0.125
     assert exact.status is Status.PROCEED
 
@@ -76,8 +78,10 @@ def test_error_regression_rolls_back_and_severity_is_flagged() -> None:
 
 
 def test_error_at_threshold_proceeds() -> None:
-    d = judge(snap(stable=(0.2, 0.0, 10_000), canary=(0.2, 0.015625, 1_000)),
-              slo=SLOPolicy(max_error_delta=0.015625))
+    d = judge(
+        snap(stable=(0.2, 0.0, 10_000), canary=(0.2, 0.015625, 1_000)),
+        slo=SLOPolicy(max_error_delta=0.015625),
+    )
     assert d.status is Status.PROCEED
 
 
@@ -126,6 +130,5 @@ def test_decision_serialises_to_the_documented_json() -> None:
     out = d.to_dict()
     assert out["status"] == "hold" and out["weight"] is None
     assert out["canary"]["p99_seconds"] is None  # NaN is not valid JSON
-    assert set(out) >= {"status", "weight", "latency_delta", "error_delta", "canary", "stable",
-                        "reasons"}
+    assert set(out) >= {"status", "weight", "latency_delta", "error_delta", "canary", "stable", "reasons"}
     assert set(out["canary"]) >= {"p99_seconds", "error_rate", "requests"}

@@ -47,7 +47,10 @@ class ManagedProcess:
         self._log = log_path.open("ab")
         try:
             self.proc = subprocess.Popen(
-                self.argv, stdout=self._log, stderr=subprocess.STDOUT, cwd=cwd,
+                self.argv,
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+                cwd=cwd,
                 start_new_session=True,
             )
         except OSError as exc:

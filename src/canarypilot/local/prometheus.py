@@ -30,8 +30,9 @@ class ScrapeJob:
     interval: str = "15s"
 
 
-def openmetrics_text(samples: Iterable[tuple[str, Mapping[str, str], float, float]],
-                     types: Mapping[str, str] | None = None) -> str:
+def openmetrics_text(
+    samples: Iterable[tuple[str, Mapping[str, str], float, float]], types: Mapping[str, str] | None = None
+) -> str:
     """OpenMetrics exposition of ``(name, labels, timestamp_seconds, value)`` samples.
 
     Samples of one metric family are grouped and time-ordered, as promtool needs;
@@ -83,7 +84,10 @@ def backfill(openmetrics: str, data_dir: Path) -> None:
     try:
         result = subprocess.run(
             [promtool, "tsdb", "create-blocks-from", "openmetrics", str(source), str(data_dir)],
-            capture_output=True, text=True, timeout=300, check=False,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
         )
     finally:
         source.unlink(missing_ok=True)

@@ -17,7 +17,10 @@ class MetricsProvider(Protocol):
     ``None`` values in the snapshot, never as zeros.
     """
 
-    async def snapshot(self, target: Target) -> Snapshot: ...
+    async def snapshot(self, target: Target, *, window_seconds: float | None = None) -> Snapshot:
+        """Measure both versions now; ``window_seconds`` overrides the configured window
+        (the controller shrinks it so it never reaches back before the last weight change)."""
+        ...
 
     async def is_online(self) -> bool: ...
 
@@ -26,4 +29,6 @@ class MetricsProvider(Protocol):
 class BatchMetricsProvider(MetricsProvider, Protocol):
     """A provider that measures many targets with a constant number of queries."""
 
-    async def snapshot_many(self, targets: Sequence[Target]) -> Mapping[Target, Snapshot]: ...
+    async def snapshot_many(
+        self, targets: Sequence[Target], *, window_seconds: float | None = None
+    ) -> Mapping[Target, Snapshot]: ...

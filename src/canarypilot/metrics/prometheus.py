@@ -114,14 +114,20 @@ class PrometheusMetrics:
             return False
         return response.status_code == 200
 
-    async def snapshot(self, target: Target) -> Snapshot:
-        return (await self.snapshot_many([target]))[target]
+    async def snapshot(self, target: Target, *, window_seconds: float | None = None) -> Snapshot:
+        return (await self.snapshot_many([target], window_seconds=window_seconds))[target]
 
-    async def snapshot_many(self, targets: Sequence[Target]) -> Mapping[Target, Snapshot]:
+    async def snapshot_many(
+        self, targets: Sequence[Target], *, window_seconds: float | None = None
+    ) -> Mapping[Target, Snapshot]:
         """Measure every target with four concurrent queries, whatever their number."""
         if not targets:
             return {}
         q = self.query
+        if window_seconds is not None:
+            if window_seconds < 1:
+                raise ConfigError(f"analysis window {window_seconds:g}s is shorter than a second")
+            q = q.model_copy(update={"window": f"{int(window_seconds)}s"})
         at = self._now()
         services = sorted({t.service for t in targets})
         versions = sorted({v for t in targets for v in (t.canary_version, t.stable_version)})
