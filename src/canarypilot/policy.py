@@ -204,6 +204,31 @@ class RolloutPolicy(_Section):
     scrape_lag_seconds: float = Field(
         15.0, ge=0, description="How far metrics lag behind traffic; added to the window guard."
     )
+    min_window_seconds: float = Field(
+        30.0,
+        gt=0,
+        description=(
+            "Shortest analysis window the judge is given: two scrapes at the default 15s interval, "
+            "so rate() has two samples. Shorter: wait."
+        ),
+    )
+    analysis_interval_seconds: float = Field(
+        30.0, gt=0, description="While holding, analyse again after this long."
+    )
+    max_duration_seconds: float | None = Field(
+        None,
+        gt=0,
+        description="Roll back when the rollout has not finished after this long (None: no limit).",
+    )
+    control_poll_seconds: float = Field(
+        1.0, gt=0, description="While waiting, look for pause/resume/abort/promote commands this often."
+    )
+    router_retries: int = Field(
+        5, ge=0, description="Retries of a router change that failed (a rollback retries this often too)."
+    )
+    router_backoff_seconds: float = Field(
+        0.05, ge=0, description="First delay between router retries; doubles each retry."
+    )
 
 
 class Settings(_Section):
