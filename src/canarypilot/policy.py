@@ -10,8 +10,10 @@ default.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
+from string import Template
 from typing import Any
 
 import yaml
@@ -21,6 +23,58 @@ from canarypilot._exceptions import ConfigError
 from canarypilot.model import validate_name
 
 ENV_PREFIX = "CANARYPILOT_"
+
+#: Placeholders a query template may use; see docs/configuration.md, "Query templates".
+TEMPLATE_PLACEHOLDERS = frozenset(
+    {
+        "selector",
+        "by",
+        "window",
+        "quantile",
+        "latency_metric",
+        "requests_metric",
+        "code_label",
+        "error_code_regex",
+        "job_label",
+        "version_label",
+    }
+)
+
+# One label matcher: name, operator, double-quoted PromQL string (escapes allowed).
+_MATCHER = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\\n]|\\.)*)"\s*')
+_UNESCAPE = {"n": "\n", "r": "\r", "t": "\t", '"': '"', "'": "'", "\\": "\\"}
+
+
+def label_matchers(text: str) -> list[tuple[str, str, str]]:
+    """Parse ``extra_selector`` into ``(label, operator, value)`` triples, or raise ValueError.
+
+    Only comma-separated ``label op "value"`` matchers are accepted, so the text
+    can never close the selector's brace and add PromQL of its own.
+
+    >>> label_matchers('namespace="prod", cluster=~"eu-.*"')
+    [('namespace', '=', 'prod'), ('cluster', '=~', 'eu-.*')]
+    """
+    out: list[tuple[str, str, str]] = []
+    pos = 0
+    text = text.strip()
+    while pos < len(text):
+        match = _MATCHER.match(text, pos)
+        if match is None:
+            raise ValueError(
+                f"cannot read a label matcher at {text[pos : pos + 30]!r}: "
+                'use comma-separated matchers like namespace="prod"'
+            )
+        raw = match.group(3)
+        value = re.sub(r"\\(.)", lambda m: _UNESCAPE.get(m.group(1), "\\" + m.group(1)), raw)
+        out.append((match.group(1), match.group(2), value))
+        pos = match.end()
+        if pos < len(text):
+            if text[pos] != ",":
+                raise ValueError(f"expected a comma at {text[pos : pos + 30]!r}")
+            pos += 1
+            if not text[pos:].strip():
+                raise ValueError("a trailing comma needs a matcher after it")
+    return out
 
 
 class _Section(BaseModel):
@@ -126,8 +180,6 @@ class QueryPolicy(_Section):
     @field_validator("job_label", "version_label", "code_label")
     @classmethod
     def _label_name(cls, value: str) -> str:
-        import re
-
         if not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", value):
             raise ValueError(f"{value!r} is not a Prometheus label name")
         return value
@@ -135,8 +187,6 @@ class QueryPolicy(_Section):
     @field_validator("latency_metric", "requests_metric")
     @classmethod
     def _metric_name(cls, value: str) -> str:
-        import re
-
         if not re.fullmatch(r"[a-zA-Z_:][a-zA-Z0-9_:]*", value):
             raise ValueError(f"{value!r} is not a Prometheus metric name")
         return value
@@ -148,6 +198,26 @@ class QueryPolicy(_Section):
             return validate_name(value, what="version")
         except ConfigError as exc:
             raise ValueError(str(exc)) from None
+
+    @field_validator("extra_selector")
+    @classmethod
+    def _extra_selector(cls, value: str) -> str:
+        label_matchers(value)
+        return value
+
+    @field_validator("latency_template", "requests_template", "errors_template")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        template = Template(value)
+        if not template.is_valid():
+            raise ValueError("has a stray $; write $$ for a literal dollar sign")
+        unknown = sorted(set(template.get_identifiers()) - TEMPLATE_PLACEHOLDERS)
+        if unknown:
+            raise ValueError(
+                f"unknown placeholder(s) {', '.join('$' + u for u in unknown)}; "
+                f"known: {', '.join('$' + k for k in sorted(TEMPLATE_PLACEHOLDERS))}"
+            )
+        return value
 
     @field_validator("window")
     @classmethod
@@ -231,6 +301,63 @@ class RolloutPolicy(_Section):
     )
 
 
+class MonitoringPolicy(_Section):
+    """What `canarypilot render prometheus-rules | alerts | alertmanager | grafana` writes."""
+
+    rule_namespace: str = Field(
+        "canarypilot",
+        description=(
+            "Prefix of recorded series (canarypilot:canary_latency_delta): the colon keeps them apart "
+            "from the analysis service's own canary_* gauges."
+        ),
+    )
+    low_weight_below: float = Field(
+        15.0, ge=0, le=100, description="CanaryWeightExceeded fires when the safe weight stays below this."
+    )
+    low_weight_for: str = Field("30s", description="... for longer than this (a PromQL duration).")
+    slo_violation_for: str = Field("1m", description="CanarySLOViolation fires after a breach this long.")
+    metrics_missing_for: str = Field(
+        "2m", description="CanaryMetricsMissing fires when a canary takes traffic without data this long."
+    )
+    analyzer_job: str = Field("canarypilot", description="Prometheus job of the analysis service.")
+    analyzer_down_for: str = Field("1m", description="CanaryAnalyzerDown fires after this long.")
+    service_label: str = Field(
+        "service", description="Label naming the service on canarypilot's own metrics (applied weight)."
+    )
+    runbook_url: str = Field(
+        "https://runbooks.example.com/canarypilot",
+        description="Base URL of your runbooks (replace the placeholder); /<alert name> is appended.",
+    )
+    pool_utilisation_query: str = Field(
+        "sum by ($version_label) (go_sql_stats_connections_in_use{$selector}) / "
+        "sum by ($version_label) (go_sql_stats_connections_max_open{$selector})",
+        description="PromQL for connection-pool utilisation per version (0-1) on the dashboard.",
+    )
+
+    @field_validator("low_weight_for", "slo_violation_for", "metrics_missing_for", "analyzer_down_for")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+    @field_validator("analyzer_job")
+    @classmethod
+    def _job(cls, value: str) -> str:
+        try:
+            return validate_name(value, what="analyzer job")
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("rule_namespace", "service_label")
+    @classmethod
+    def _identifier(cls, value: str) -> str:
+        import re
+
+        if not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", value):
+            raise ValueError(f"{value!r} is not a Prometheus label or metric name part")
+        return value
+
+
 class Settings(_Section):
     """All settings. Each section is documented in README.md, "Configuration"."""
 
@@ -240,6 +367,7 @@ class Settings(_Section):
     query: QueryPolicy = Field(default_factory=QueryPolicy)  # type: ignore[arg-type]
     prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)  # type: ignore[arg-type]
     rollout: RolloutPolicy = Field(default_factory=RolloutPolicy)  # type: ignore[arg-type]
+    monitoring: MonitoringPolicy = Field(default_factory=MonitoringPolicy)  # type: ignore[arg-type]
 
     def merged(self, overrides: Mapping[str, Any]) -> Settings:
         """A copy with ``overrides`` (nested dicts, ``None`` values ignored) applied and validated."""
@@ -254,8 +382,6 @@ def parse_duration(text: str) -> float:
     >>> parse_duration("1m30s")
     90.0
     """
-    import re
-
     units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
     parts = re.findall(r"(\d+)(ms|s|m|h|d|w|y)", text)
     if not parts or "".join(n + u for n, u in parts) != text:
