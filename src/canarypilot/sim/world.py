@@ -1,0 +1,158 @@
+"""The simulated service: the requests each version serves, second by second.
+
+Simulating every request would be too slow for a bench of thousands of
+rollouts, so each tick draws the *counts* instead: how many requests arrive
+(Poisson), how many go to the canary (binomial at the router's weight), how
+many fail (binomial) and how they fall into the histogram buckets (multinomial
+over the log-normal's bucket probabilities). The histograms are therefore
+exactly what a real client library would have counted; only the individual
+latencies are never materialised.
+
+Every random draw comes from one ``numpy`` generator seeded per run, and the
+random events (noise spikes) are drawn up front, so a seed replays exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from canarypilot.sim.scenario import Scenario, VersionModel
+
+STABLE, CANARY = 0, 1
+_SQRT2 = math.sqrt(2.0)
+
+
+@dataclass(slots=True)
+class Served:
+    """What one version served during one tick."""
+
+    requests: int
+    errors: int
+    #: Non-cumulative counts per bucket edge of the monitoring buckets, plus one for +Inf.
+    buckets: np.ndarray
+    latency_sum: float
+    #: Errors plus successful requests slower than the scenario's SLO.
+    bad: int
+
+
+def _cdf(x: float, mu: float, sigma: float) -> float:
+    return 0.5 * (1.0 + math.erf((math.log(x) - mu) / (sigma * _SQRT2)))
+
+
+class World:
+    """Draws the traffic of each tick from the scenario, for a given canary weight.
+
+    ``t`` is seconds since the rollout started.
+    """
+
+    def __init__(self, scenario: Scenario, seed: int) -> None:
+        self.scenario = scenario
+        self.rng = np.random.default_rng(seed)
+        buckets = scenario.monitoring.buckets_seconds
+        slo = scenario.slo_latency_ms / 1000
+        # Internal edges: the histogram's buckets plus the SLO bound, so "slower than
+        # the SLO" is counted exactly even when the SLO is not a bucket bound.
+        self._edges = sorted({*buckets, slo})
+        self._bucket_slots = [self._edges.index(b) for b in buckets]
+        self._slo_slot = self._edges.index(slo)
+        self._last_increase: float | None = None
+        self._weight = 0.0
+        self.spikes = self._draw_spikes()
+
+    def _draw_spikes(self) -> list[tuple[float, float, int]]:
+        noise = self.scenario.noise
+        if noise is None or noise.spikes_per_hour <= 0:
+            return []
+        spikes: list[tuple[float, float, int]] = []
+        t = 0.0
+        rate = noise.spikes_per_hour / 3600
+        while True:
+            t += float(self.rng.exponential(1 / rate))
+            if t >= self.scenario.duration_seconds:
+                return spikes
+            spikes.append((t, t + noise.spike_seconds, int(self.rng.integers(0, 2))))
+
+    def rps(self, t: float) -> float:
+        """Mean total requests per second at ``t`` (traffic dips applied)."""
+        rate = self.scenario.rps
+        for dip in self.scenario.dips:
+            if dip.at_seconds <= t < dip.at_seconds + dip.duration_seconds:
+                rate *= dip.factor
+        return rate
+
+    def canary_conditions(self, t: float, weight: float) -> tuple[float, float]:
+        """The canary's latency factor and added error rate at ``t`` (before noise)."""
+        factor, errors = 1.0, 0.0
+        for reg in self.scenario.regressions:
+            if t >= reg.at_seconds:
+                factor *= reg.latency_factor
+                errors += reg.added_errors
+        canary_rps = self.rps(t) * weight / 100
+        for knee in self.scenario.knees:
+            excess = canary_rps / knee.capacity_rps - 1
+            if excess > 0:
+                factor *= 1 + knee.latency_slope * excess
+                errors += knee.error_slope * excess
+        if self._last_increase is not None:
+            since = t - self._last_increase
+            for spike in self.scenario.warmups:
+                factor *= 1 + (spike.magnitude - 1) * math.exp(-since / spike.decay_seconds)
+        return factor, errors
+
+    def canary_is_bad(self, t: float, weight: float) -> bool:
+        """Whether the canary is degraded at ``t`` by a regression or a knee (warm-up excluded)."""
+        for reg in self.scenario.regressions:
+            if t >= reg.at_seconds and (reg.latency_factor > 1 or reg.added_errors > 0):
+                return True
+        canary_rps = self.rps(t) * weight / 100
+        return any(canary_rps > knee.capacity_rps for knee in self.scenario.knees)
+
+    def tick(self, t: float, dt: float, weight: float) -> tuple[Served, Served]:
+        """Draw the requests of ``[t, t + dt)`` with ``weight`` percent going to the canary."""
+        if weight > self._weight:
+            self._last_increase = t
+        self._weight = weight
+        rng = self.rng
+        arrivals = int(rng.poisson(self.rps(t) * dt))
+        to_canary = (
+            int(rng.binomial(arrivals, weight / 100))
+            if 0 < weight < 100
+            else (arrivals if weight >= 100 else 0)
+        )
+        c_factor, c_errors = self.canary_conditions(t, weight)
+        stable = self._serve(self.scenario.stable, arrivals - to_canary, t, STABLE, 1.0, 0.0)
+        canary = self._serve(self.scenario.canary, to_canary, t, CANARY, c_factor, c_errors)
+        return stable, canary
+
+    def _serve(
+        self, model: VersionModel, n: int, t: float, who: int, factor: float, added_errors: float
+    ) -> Served:
+        slots = len(self._bucket_slots) + 1
+        if n == 0:
+            return Served(0, 0, np.zeros(slots, dtype=np.int64), 0.0, 0)
+        rng = self.rng
+        noise = self.scenario.noise
+        if noise is not None:
+            if noise.latency_jitter > 0:
+                factor *= math.exp(float(rng.normal(0.0, noise.latency_jitter)))
+            for start, end, version in self.spikes:
+                if version == who and start <= t < end:
+                    factor *= noise.spike_factor
+        sigma = model.latency.sigma
+        mu = math.log(model.latency.median_ms / 1000 * factor)
+        cdf = [_cdf(edge, mu, sigma) for edge in self._edges]
+        probs = np.diff(np.array([0.0, *cdf, 1.0]))
+        counts = rng.multinomial(n, np.clip(probs, 0.0, None) / max(probs.sum(), 1e-300))
+        error_rate = min(1.0, model.error_rate + added_errors)
+        errors = int(rng.binomial(n, error_rate)) if error_rate > 0 else 0
+        slow = int(counts[self._slo_slot + 1 :].sum())
+        slow_ok = int(rng.binomial(slow, 1 - errors / n)) if slow and errors else slow
+        # Fold the internal edges back onto the histogram's own buckets.
+        cumulative = np.cumsum(counts)
+        at_bounds = cumulative[self._bucket_slots]
+        per_bucket = np.diff(np.concatenate(([0], at_bounds, [n])))
+        mean = math.exp(mu + sigma * sigma / 2)
+        return Served(n, errors, per_bucket, mean * n, errors + slow_ok)
