@@ -358,6 +358,33 @@ class MonitoringPolicy(_Section):
         return value
 
 
+class ServiceSettings(_Section):
+    """The analysis service (`canarypilot serve`): caching, batching, limits, access."""
+
+    cache_ttl_seconds: float = Field(
+        5.0, ge=0, description="A decision is reused this long (0: every request asks Prometheus)."
+    )
+    batch_window_seconds: float = Field(
+        0.005,
+        ge=0,
+        le=1,
+        description="Analyses of different services asked within this window share one set of queries.",
+    )
+    max_body_bytes: int = Field(16384, ge=256, description="Largest POST /analyze body accepted (413 above).")
+    token_file: str | None = Field(
+        None, description="File holding the bearer token /analyze requires (none: no token needed)."
+    )
+    ready_within_seconds: float = Field(
+        60.0, gt=0, description="/healthz is ready while Prometheus answered within this many seconds."
+    )
+    drain_seconds: float = Field(
+        20.0, ge=0, description="On SIGTERM, wait this long for in-flight requests before exiting."
+    )
+    max_tracked_services: int = Field(
+        1000, ge=1, description="Services with per-service gauges on /metrics (bounds cardinality)."
+    )
+
+
 class Settings(_Section):
     """All settings. Each section is documented in README.md, "Configuration"."""
 
@@ -368,6 +395,7 @@ class Settings(_Section):
     prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)  # type: ignore[arg-type]
     rollout: RolloutPolicy = Field(default_factory=RolloutPolicy)  # type: ignore[arg-type]
     monitoring: MonitoringPolicy = Field(default_factory=MonitoringPolicy)  # type: ignore[arg-type]
+    service: ServiceSettings = Field(default_factory=ServiceSettings)  # type: ignore[arg-type]
 
     def merged(self, overrides: Mapping[str, Any]) -> Settings:
         """A copy with ``overrides`` (nested dicts, ``None`` values ignored) applied and validated."""
