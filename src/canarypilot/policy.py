@@ -436,13 +436,15 @@ def load_settings(
         data = _read_yaml(Path(path))
         source = str(path)
     env = os.environ if environ is None else environ
-    env_data = _from_environ(env)
+    env_data, origins = _from_environ(env)
     if env_data:
         _deep_update(data, env_data)
         source = f"{source} + environment" if path else "environment"
     if overrides:
         _deep_update(data, _drop_none(overrides))
-    return _validate(data, source=source)
+        # A flag given on top of a variable is what is wrong, not the variable.
+        origins = {k: v for k, v in origins.items() if not _has_path(overrides, k.split("."))}
+    return _validate(data, source=source, origins=origins)
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -461,9 +463,12 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return loaded
 
 
-def _from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
+def _from_environ(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Nested settings from ``CANARYPILOT_<SECTION>__<FIELD>`` variables, and which
+    variable set each dotted key (so an error names the variable, not the key)."""
     out: dict[str, Any] = {}
-    for key, value in environ.items():
+    origins: dict[str, str] = {}
+    for key, value in sorted(environ.items()):
         if not key.startswith(ENV_PREFIX) or "__" not in key:
             continue
         path = key[len(ENV_PREFIX) :].lower().split("__")
@@ -472,25 +477,42 @@ def _from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"environment variable {key} conflicts with another")
-        node[path[-1]] = _env_value(value)
-    return out
+        node[path[-1]] = _env_value(path, value)
+        origins[".".join(path)] = key
+    return out, origins
 
 
-def _env_value(raw: str) -> Any:
-    # YAML scalars: numbers, booleans and lists read naturally ("0.2", "true", "[60, 90]").
+def _env_value(path: list[str], raw: str) -> Any:
+    # Scalars stay strings for pydantic to convert ("0.2" -> 0.2, "true" -> True), so a
+    # token such as "12345" stays a string; lists and mappings are read as YAML flow
+    # values ("[60, 90]", "{X-Scope-OrgID: tenant}").
+    annotation: Any = Settings
+    for part in path:
+        fields = getattr(annotation, "model_fields", {})
+        if part not in fields:
+            return raw
+        annotation = fields[part].annotation
+    if getattr(annotation, "__origin__", None) not in (list, dict):
+        return raw
     try:
-        return yaml.safe_load(raw) if raw.strip() else raw
+        return yaml.safe_load(raw)
     except yaml.YAMLError:
         return raw
 
 
-def _validate(data: Mapping[str, Any], *, source: str) -> Settings:
+def _validate(data: Mapping[str, Any], *, source: str, origins: Mapping[str, str] | None = None) -> Settings:
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
             where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            variable = next(
+                (var for key, var in (origins or {}).items() if _related(where, key)),
+                None,
+            )
+            if variable:
+                where = f"{where} (from {variable})"
             msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
             problems.append(f"{where}: {msg}")
         raise ConfigError(f"invalid settings ({source}): " + "; ".join(problems)) from None
@@ -502,6 +524,20 @@ def _deep_update(base: dict[str, Any], extra: Mapping[str, Any]) -> None:
             _deep_update(base[key], value)
         else:
             base[key] = value
+
+
+def _related(a: str, b: str) -> bool:
+    """Whether one dotted key is the other or lies beneath it."""
+    return a == b or a.startswith(b + ".") or b.startswith(a + ".")
+
+
+def _has_path(data: Mapping[str, Any], path: list[str]) -> bool:
+    node: Any = data
+    for part in path:
+        if not isinstance(node, Mapping) or node.get(part) is None:
+            return False
+        node = node[part]
+    return True
 
 
 def _drop_none(data: Mapping[str, Any]) -> dict[str, Any]:

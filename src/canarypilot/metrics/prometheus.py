@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 import random
 import time
@@ -20,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from canarypilot._exceptions import ConfigError, MetricsUnavailable, QueryError
+from canarypilot._exceptions import CanaryPilotError, ConfigError, MetricsUnavailable, QueryError
 from canarypilot.metrics.selectors import render, selector
 from canarypilot.model import Snapshot, Target, VersionStats
 from canarypilot.policy import PrometheusSettings, QueryPolicy
@@ -28,6 +29,11 @@ from canarypilot.policy import PrometheusSettings, QueryPolicy
 Series = dict[tuple[str, str], float]
 
 _STALENESS_TEMPLATE = "max by ($by) (timestamp($requests_metric{$selector}))"
+
+#: Largest answer read from the backend; a bigger one is a misconfigured query, not data.
+MAX_RESPONSE_BYTES = 8 * 1024 * 1024
+
+log = logging.getLogger(__name__)
 
 
 class PrometheusMetrics:
@@ -53,14 +59,29 @@ class PrometheusMetrics:
         self._now = now
         self._sleep = sleep
         self.queries_sent = 0
-        self._client = httpx.AsyncClient(
-            base_url=settings.url,
-            timeout=httpx.Timeout(settings.timeout_seconds),
-            headers=self._headers(settings),
-            auth=self._auth(settings),
-            verify=self._verify(settings),
-            transport=transport,
-        )
+        headers = self._headers(settings)
+        userinfo = settings.url.partition("://")[2].partition("/")[0].rpartition("@")[0]
+        self._secrets = [
+            v
+            for v in (
+                headers.get("Authorization", "").split(" ", 1)[-1],
+                settings.basic_auth_password,
+                userinfo.partition(":")[2],
+            )
+            if v and len(v) >= 4
+        ]
+        self.display_url = _without_userinfo(settings.url)
+        try:
+            self._client = httpx.AsyncClient(
+                base_url=settings.url,
+                timeout=httpx.Timeout(settings.timeout_seconds),
+                headers=headers,
+                auth=self._auth(settings),
+                verify=self._verify(settings),
+                transport=transport,
+            )
+        except (httpx.InvalidURL, ValueError) as exc:
+            raise ConfigError(f"invalid Prometheus URL {self.display_url!r}: {exc}") from None
 
     @staticmethod
     def _headers(settings: PrometheusSettings) -> dict[str, str]:
@@ -75,6 +96,10 @@ class PrometheusMetrics:
                 ) from exc
         if token:
             headers["Authorization"] = f"Bearer {token}"
+        for name, value in headers.items():
+            # httpx would quote an illegal value in its error: check first, never echo it.
+            if not name.isascii() or not value.isprintable() or not value.isascii():
+                raise ConfigError(f"header {name!r} has characters HTTP does not allow in a value")
         return headers
 
     @staticmethod
@@ -139,7 +164,7 @@ class PrometheusMetrics:
             render(q.errors_template, q, sel=sel, by=by),
             render(_STALENESS_TEMPLATE, q, sel=sel, by=by),
         ]
-        p99, requests, errors, newest = await asyncio.gather(*(self.instant(text, at=at) for text in texts))
+        p99, requests, errors, newest = await self._all(texts, at=at)
         window = q.window_seconds
         out: dict[Target, Snapshot] = {}
         for target in targets:
@@ -153,6 +178,15 @@ class PrometheusMetrics:
             age = max(0.0, at - min(stamps)) if stamps else None
             out[target] = Snapshot(target, stable, canary, at=at, window_seconds=window, age_seconds=age)
         return out
+
+    async def _all(self, texts: Sequence[str], *, at: float) -> list[Series]:
+        """Run the queries concurrently; on the first failure cancel the rest and raise it."""
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(self.instant(text, at=at)) for text in texts]
+        except BaseExceptionGroup as failed:
+            raise _first_error(failed) from None
+        return [task.result() for task in tasks]
 
     async def instant(self, query: str, *, at: float | None = None) -> Series:
         """Run one instant query; the result keyed by (job, version) label values."""
@@ -168,38 +202,90 @@ class PrometheusMetrics:
         for attempt in range(attempts):
             if attempt:
                 base = self.settings.backoff_seconds * 2 ** (attempt - 1)
-                await self._sleep(base * random.uniform(0.5, 1.5))
+                delay = base * random.uniform(0.5, 1.5)
+                log.warning("Prometheus query failed (%s); retry %d in %.2fs", last, attempt, delay)
+                await self._sleep(delay)
             self.queries_sent += 1
             try:
-                response = await self._client.get(path, params=params)
-            except httpx.TimeoutException:
-                last = f"timed out after {self.settings.timeout_seconds:g}s"
+                async with asyncio.timeout(self.settings.timeout_seconds):
+                    status, headers, body = await self._get(path, params)
+            except (TimeoutError, httpx.TimeoutException):
+                last = f"no answer from {self.display_url} within {self.settings.timeout_seconds:g}s"
                 continue
             except httpx.TransportError as exc:
-                last = f"cannot reach {self.settings.url}: {type(exc).__name__}: {exc}"
+                last = self._redact(f"cannot reach {self.display_url}: {type(exc).__name__}: {exc}")
                 continue
-            if response.status_code >= 500:
-                last = f"HTTP {response.status_code} from {self.settings.url}"
+            if status >= 500:
+                last = f"HTTP {status} from {self.display_url}"
                 continue
-            return _decode(response, query)
+            return _decode(status, headers, body, query, self.display_url)
         raise MetricsUnavailable(f"Prometheus failed after {attempts} attempt(s): {last}")
 
+    async def _get(self, path: str, params: dict[str, str]) -> tuple[int, httpx.Headers, bytes]:
+        """GET with the body size-limited: a huge answer is refused, not buffered."""
+        async with self._client.stream("GET", path, params=params) as response:
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > MAX_RESPONSE_BYTES:
+                    raise MetricsUnavailable(
+                        f"Prometheus answer exceeds {MAX_RESPONSE_BYTES // (1024 * 1024)} MiB: "
+                        "narrow the query templates or extra_selector"
+                    )
+                chunks.append(chunk)
+            return response.status_code, response.headers, b"".join(chunks)
 
-def _decode(response: httpx.Response, query: str) -> Any:
+    def _redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+
+def _without_userinfo(url: str) -> str:
+    """``url`` without ``user:password@``: URLs end up in error messages."""
+    scheme, sep, rest = url.partition("://")
+    host, slash, tail = rest.partition("/")
+    if "@" in host:
+        host = "***@" + host.rsplit("@", 1)[1]
+    return f"{scheme}{sep}{host}{slash}{tail}"
+
+
+def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The most telling error of a failed group: ours first, then anything but a cancellation."""
+    leaves: list[BaseException] = []
+
+    def walk(exc: BaseException) -> None:
+        if isinstance(exc, BaseExceptionGroup):
+            for inner in exc.exceptions:
+                walk(inner)
+        else:
+            leaves.append(exc)
+
+    walk(group)
+    for kind in (CanaryPilotError, Exception, BaseException):
+        for exc in leaves:
+            if isinstance(exc, kind) and not isinstance(exc, asyncio.CancelledError):
+                return exc
+    return leaves[0]
+
+
+def _decode(status: int, headers: httpx.Headers, body: bytes, query: str, url: str) -> Any:
     try:
-        payload = json.loads(response.content)
+        payload = json.loads(body)
     except ValueError:
-        kind = response.headers.get("content-type", "unknown content type")
+        kind = headers.get("content-type", "no content type")
         raise MetricsUnavailable(
-            f"Prometheus answered HTTP {response.status_code} with {kind}, not JSON"
+            f"{url} answered HTTP {status} with {kind} that is not Prometheus JSON "
+            "(truncated, or not a Prometheus API URL?)"
         ) from None
     if not isinstance(payload, dict):
-        raise MetricsUnavailable("Prometheus answered JSON that is not an object")
-    if response.status_code >= 400 or payload.get("status") == "error":
-        message = payload.get("error") or f"HTTP {response.status_code}"
+        raise MetricsUnavailable(f"{url} answered JSON that is not an object")
+    if status >= 400 or payload.get("status") == "error":
+        message = str(payload.get("error") or f"HTTP {status}")[:500]
         kind = payload.get("errorType", "error")
-        if response.status_code in (401, 403):
-            raise QueryError(f"Prometheus refused the credentials ({kind}: {message})", query=query)
+        if status in (401, 403):
+            raise QueryError(f"Prometheus refused the credentials (HTTP {status}, {kind}: {message})")
         raise QueryError(f"Prometheus rejected the query ({kind}: {message})", query=query)
     return payload
 

@@ -2,7 +2,8 @@
 
 Every value that reaches a selector goes through ``quote`` (a PromQL string
 literal) or ``regex_alternation`` (an escaped RE2 alternation inside a quoted
-literal). Templates use ``$name`` placeholders (``string.Template``) so PromQL's
+literal); the configured ``extra_selector`` is parsed into matchers and rebuilt
+the same way. Templates use ``$name`` placeholders (``string.Template``) so PromQL's
 own braces need no escaping.
 """
 
@@ -13,7 +14,7 @@ from collections.abc import Iterable
 from string import Template
 
 from canarypilot._exceptions import ConfigError
-from canarypilot.policy import QueryPolicy
+from canarypilot.policy import QueryPolicy, label_matchers
 
 _RE2_SPECIAL = re.compile(r"([\\.+*?()|\[\]{}^$])")
 
@@ -43,10 +44,19 @@ def selector(policy: QueryPolicy, services: Iterable[str], versions: Iterable[st
     else:
         job = f"{policy.job_label}=~{regex_alternation(services)}"
     version = f"{policy.version_label}=~{regex_alternation(versions)}"
-    parts = [job, version]
-    if policy.extra_selector.strip():
-        parts.append(policy.extra_selector.strip())
-    return ",".join(parts)
+    return ",".join([job, version, *extra_matchers(policy.extra_selector)])
+
+
+def extra_matchers(text: str) -> list[str]:
+    """``extra_selector`` re-rendered matcher by matcher, each value re-quoted.
+
+    The text is parsed, never pasted: ``namespace="prod"}) or vector(1)`` is refused.
+    """
+    try:
+        parsed = label_matchers(text)
+    except ValueError as exc:
+        raise ConfigError(f"query.extra_selector: {exc}") from None
+    return [f"{name}{op}{quote(value)}" for name, op, value in parsed]
 
 
 def render(template: str, policy: QueryPolicy, *, sel: str, by: str) -> str:
