@@ -1,0 +1,441 @@
+"""The rollout controller: one state machine that drives the traffic itself.
+
+Read it top to bottom. ``run`` starts (or resumes) a rollout and ticks until the
+phase is final. Each tick, in this order:
+
+1. take operator commands (pause, resume, abort, promote);
+2. roll back if the rollout outlived ``max_duration_seconds``;
+3. wait until the next analysis is due (the step's pause, or the re-analysis
+   interval while holding), polling for commands meanwhile;
+4. the window guard: never judge on a window that reaches back before the last
+   weight change plus the scrape lag (``w = min(window, now - change - lag)``);
+   shorter than ``min_window_seconds``: wait;
+5. analyse (metrics → judge), then the circuit breaker;
+6. act in the same tick: roll back, hold, or move to the next weight (the safe
+   weight, limited to ``max_growth_factor`` times the current one); after the
+   last scheduled analysis passes, promote to 100 %.
+
+Every router change is first written to the store as *pending*, then sent, then
+committed; a restart completes a pending change instead of deciding it again.
+All time and waiting go through the injected clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from canarypilot._exceptions import MetricsUnavailable, QueryError, RouterError, RouterUnavailable
+from canarypilot.analysis import BreakerState, assess, assess_outage, round_half_away
+from canarypilot.api import decide
+from canarypilot.clock import Clock, SystemClock
+from canarypilot.metrics.base import MetricsProvider
+from canarypilot.model import Action
+from canarypilot.rollout.events import (
+    Command,
+    EventKind,
+    Phase,
+    RolloutEvent,
+    RolloutOutcome,
+    RolloutSpec,
+)
+from canarypilot.rollout.notify import Notification, Notifier
+from canarypilot.rollout.store import RolloutState, StateStore
+from canarypilot.routing.base import Router
+
+log = logging.getLogger("canarypilot.rollout")
+
+#: Routers have a finite resolution (HAProxy: 256 weight steps); a read-back this
+#: close to the requested weight confirms it.
+WEIGHT_TOLERANCE = 0.5
+
+
+class RolloutController:
+    """Drives one rollout to promoted, rolled_back, aborted or failed.
+
+    >>> # outcome = await RolloutController(spec, metrics=provider, router=router).run()
+    >>> # outcome.phase -> Phase.PROMOTED
+    """
+
+    def __init__(
+        self,
+        spec: RolloutSpec,
+        *,
+        metrics: MetricsProvider,
+        router: Router,
+        clock: Clock | None = None,
+        store: StateStore | None = None,
+        notifier: Notifier | None = None,
+        on_event: Callable[[RolloutEvent], None] | None = None,
+    ) -> None:
+        self.spec = spec
+        self.metrics = metrics
+        self.router = router
+        self.clock: Clock = clock or SystemClock()
+        self._owns_store = store is None
+        self.store = store or StateStore()
+        self.notifier = notifier
+        self.on_event = on_event
+        self.policy = spec.settings.rollout
+        self.state: RolloutState | None = None
+        self._notifications: set[asyncio.Task[None]] = set()
+        self._announced_wait: float | None = None
+
+    def request(self, command: Command) -> None:
+        """Queue an operator command (what ``canarypilot rollout pause`` etc. do)."""
+        self.store.put_command(command, at=self.clock.now())
+
+    async def run(self) -> RolloutOutcome:
+        """Start or resume the rollout and drive it until its phase is final."""
+        self.store.lock()
+        try:
+            state = await self._start_or_resume()
+            while not state.phase.final:
+                state = await self._tick(state)
+            return self._outcome(state)
+        finally:
+            if self._notifications:
+                await asyncio.gather(*self._notifications, return_exceptions=True)
+            if self._owns_store:
+                self.store.close()
+
+    # -- start and resume ------------------------------------------------------------------
+
+    async def _start_or_resume(self) -> RolloutState:
+        stored = self.store.load(self.spec.name)
+        now = self.clock.now()
+        if stored is None:
+            first = self.spec.settings.interpolation.min_weight
+            actual = await self._read_router()
+            self.state = RolloutState(
+                name=self.spec.name,
+                phase=Phase.PROGRESSING,
+                step=0,
+                steps=len(self.policy.pauses_seconds),
+                weight=actual,
+                started_at=now,
+                step_started_at=now,
+                next_analysis_at=now,
+                pending=_pending(first, 0, Phase.PROGRESSING, ["start at the minimum weight"], restart=True),
+            )
+            self.store.save(self.state)
+            self._emit(
+                EventKind.STARTED,
+                service=self.spec.target.service,
+                canary=self.spec.target.canary_version,
+                stable=self.spec.target.stable_version,
+                pauses_seconds=list(self.policy.pauses_seconds),
+                router_weight=actual,
+            )
+            return await self._apply_pending(self.state)
+
+        self.state = stored
+        self._emit(EventKind.RESUMED, pending=stored.pending)
+        if stored.phase.final and stored.pending is None:
+            return stored
+        actual = await self._read_router()
+        if stored.pending is not None:
+            self._emit(
+                EventKind.RECONCILED,
+                router_weight=actual,
+                action=f"completing the pending change to {stored.pending['weight']:g}%",
+            )
+            return await self._apply_pending(stored)
+        if abs(actual - stored.weight) > WEIGHT_TOLERANCE:
+            self._emit(
+                EventKind.RECONCILED,
+                router_weight=actual,
+                action=f"router drifted from the stored {stored.weight:g}%: setting it back",
+            )
+            reasons = [f"router found at {actual:g}%, stored state says {stored.weight:g}%"]
+            return await self._apply_pending(
+                self._save(stored.but(pending=_pending(stored.weight, stored.step, stored.phase, reasons)))
+            )
+        self._emit(EventKind.RECONCILED, router_weight=actual, action="router matches the stored weight")
+        return stored
+
+    # -- one tick of the state machine -----------------------------------------------------
+
+    async def _tick(self, state: RolloutState) -> RolloutState:
+        for command in self.store.take_commands():
+            state = await self._obey(command, state)
+            if state.phase.final:
+                return state
+
+        now = self.clock.now()
+        limit = self.policy.max_duration_seconds
+        if limit is not None and now - state.started_at > limit:
+            return await self._roll_back(state, [f"rollout did not finish within {limit:g}s"])
+
+        if now < state.next_analysis_at:
+            why = "paused by operator" if state.phase is Phase.PAUSED else "step pause"
+            await self._wait_until(state.next_analysis_at, why)
+            return state
+
+        window = self._window(state, now)
+        if window < self.policy.min_window_seconds:
+            changed = state.last_weight_change or state.started_at
+            due = changed + self.policy.scrape_lag_seconds + self.policy.min_window_seconds
+            self._emit(EventKind.WAITING, until=due, reason="window guard", window_seconds=window)
+            return self._save(state.but(next_analysis_at=due))
+
+        return await self._analyse(state, now, window)
+
+    def _window(self, state: RolloutState, now: float) -> float:
+        """The longest window that starts after the last weight change reached the metrics."""
+        changed = state.last_weight_change if state.last_weight_change is not None else state.started_at
+        return min(self.spec.settings.query.window_seconds, now - changed - self.policy.scrape_lag_seconds)
+
+    async def _analyse(self, state: RolloutState, now: float, window: float) -> RolloutState:
+        breaker = BreakerState(state.consecutive, state.outage_since)
+        policy = self.spec.settings.breaker
+        try:
+            snapshot = await self.metrics.snapshot(self.spec.target, window_seconds=window)
+        except (MetricsUnavailable, QueryError) as exc:
+            action, reasons, breaker = assess_outage(breaker, now=now, error=str(exc), policy=policy)
+            self._emit(EventKind.ANALYSIS, error=str(exc), window_seconds=window)
+            self._emit(EventKind.VERDICT, action=action.value, reasons=list(reasons))
+            if action is Action.ROLLBACK:
+                return await self._roll_back(state.but(outage_since=breaker.outage_since), list(reasons))
+            return self._hold(state, breaker, reasons, now)
+
+        decision = decide(snapshot, self.spec.settings)
+        self._emit(EventKind.ANALYSIS, window_seconds=window, **decision.to_dict())
+        verdict, breaker = assess(
+            decision, breaker, now=now, last_weight_change=state.last_weight_change, policy=policy
+        )
+        self._emit(
+            EventKind.VERDICT,
+            action=verdict.action.value,
+            weight=verdict.weight,
+            reasons=list(verdict.reasons),
+            consecutive_violations=verdict.consecutive_violations,
+        )
+        state = state.but(last_analysis=decision.to_dict())
+        if verdict.action is Action.ROLLBACK:
+            return await self._roll_back(state.but(consecutive=breaker.consecutive), list(verdict.reasons))
+        if verdict.action is Action.HOLD:
+            return self._hold(state, breaker, verdict.reasons, now)
+        if state.phase is Phase.PAUSED:
+            return self._hold(state, breaker, ("paused by operator: weight kept",), now)
+
+        assert verdict.weight is not None
+        state = state.but(consecutive=breaker.consecutive, outage_since=None)
+        if state.step + 1 >= state.steps:
+            why = [*verdict.reasons, "last scheduled analysis passed: promoting to 100%"]
+            self._emit(EventKind.DECISION, weight=100.0, next_step=state.steps, reasons=why)
+            return await self._apply_pending(
+                self._save(state.but(pending=_pending(100.0, state.steps, Phase.PROMOTED, why)))
+            )
+        chosen, cap = self._next_weight(verdict.weight, state.weight)
+        why = [*verdict.reasons, f"next weight {chosen:g}% (safe {verdict.weight:g}%, growth cap {cap:g}%)"]
+        self._emit(
+            EventKind.DECISION, safe_weight=verdict.weight, cap=cap, weight=chosen, next_step=state.step + 1
+        )
+        pending = _pending(chosen, state.step + 1, Phase.PROGRESSING, why, restart=True)
+        return await self._apply_pending(self._save(state.but(pending=pending)))
+
+    def _next_weight(self, safe: float, current: float) -> tuple[float, float]:
+        """The safe weight, at most ``max_growth_factor`` times the current one: a capacity
+        knee at 30 % never shows at 5 %. It may go down when the deltas worsen."""
+        floor = self.spec.settings.interpolation.min_weight
+        cap = round_half_away(max(current, floor, 1.0) * self.policy.max_growth_factor, 1)
+        return max(floor, min(safe, cap, 100.0)), cap
+
+    def _hold(
+        self, state: RolloutState, breaker: BreakerState, reasons: tuple[str, ...], now: float
+    ) -> RolloutState:
+        due = now + self.policy.analysis_interval_seconds
+        return self._save(
+            state.but(
+                consecutive=breaker.consecutive,
+                outage_since=breaker.outage_since,
+                reasons=tuple(reasons),
+                next_analysis_at=due,
+            )
+        )
+
+    # -- operator commands -----------------------------------------------------------------
+
+    async def _obey(self, command: Command, state: RolloutState) -> RolloutState:
+        self._emit(EventKind.COMMAND, command=command.value)
+        if command is Command.ABORT:
+            return await self._roll_back(state, ["aborted by operator"], phase=Phase.ABORTED)
+        if command is Command.PROMOTE:
+            pending = _pending(100.0, state.steps, Phase.PROMOTED, ["promoted by operator"])
+            return await self._apply_pending(self._save(state.but(pending=pending)))
+        if command is Command.PAUSE and state.phase is Phase.PROGRESSING:
+            return self._enter(state, Phase.PAUSED, ["paused by operator"])
+        if command is Command.RESUME and state.phase is Phase.PAUSED:
+            return self._enter(state, Phase.PROGRESSING, ["resumed by operator"])
+        return state
+
+    def _enter(self, state: RolloutState, phase: Phase, reasons: list[str]) -> RolloutState:
+        state = self._save(state.but(phase=phase, reasons=tuple(reasons)))
+        self._emit(EventKind.PHASE, reasons=reasons)
+        self._notify(state)
+        return state
+
+    # -- router changes: pending, sent, confirmed, committed -------------------------------
+
+    async def _roll_back(
+        self, state: RolloutState, reasons: list[str], *, phase: Phase = Phase.ROLLED_BACK
+    ) -> RolloutState:
+        return await self._apply_pending(
+            self._save(state.but(pending=_pending(0.0, state.step, phase, reasons)))
+        )
+
+    async def _apply_pending(self, state: RolloutState) -> RolloutState:
+        pending = state.pending
+        assert pending is not None
+        target, phase = float(pending["weight"]), Phase(pending["phase"])
+        reasons = tuple(pending["reasons"])
+        try:
+            confirmed = await self._route(target)
+        except (RouterUnavailable, RouterError) as exc:
+            if target == 0.0:
+                # Never report a rollback that the router did not confirm; keep it pending
+                # so that `rollout --resume` tries again.
+                failed = (*reasons, f"rollback could not be confirmed: {exc}")
+                state = self._save(
+                    state.but(phase=Phase.FAILED, reasons=failed, finished_at=self.clock.now())
+                )
+                self._emit(EventKind.PHASE, reasons=list(failed))
+                log.error("rollout %s: ROLLBACK NOT CONFIRMED: %s", state.name, exc)
+                self._notify(state)
+                return state
+            return await self._roll_back(state.but(pending=None), [f"router failed at {target:g}%: {exc}"])
+
+        now = self.clock.now()
+        step = int(pending["step"])
+        changes: dict[str, Any] = {"weight": target, "step": step, "phase": phase, "pending": None}
+        changes["reasons"] = reasons
+        if pending.get("restart") or abs(target - state.weight) > WEIGHT_TOLERANCE:
+            changes["last_weight_change"] = now
+        if pending.get("restart") and step < state.steps:
+            changes.update(step_started_at=now, next_analysis_at=now + self.policy.pauses_seconds[step])
+        if phase.final:
+            changes["finished_at"] = now
+        before = state.phase
+        state = self._save(state.but(**changes))
+        self._emit(EventKind.ROUTER, requested=target, confirmed=confirmed, reasons=list(reasons))
+        if phase is not before:
+            self._emit(EventKind.PHASE, reasons=list(reasons))
+        self._notify(state)
+        return state
+
+    async def _route(self, weight: float) -> float:
+        """Set the weight and read it back; retry with backoff; raise after the last retry."""
+        delay = self.policy.router_backoff_seconds
+        retries = self.policy.router_retries
+        for attempt in range(retries + 1):
+            try:
+                if weight == 0.0:
+                    await self.router.reset()
+                else:
+                    await self.router.set_weight(weight)
+                confirmed = await self.router.get_weight()
+                if abs(confirmed - weight) > WEIGHT_TOLERANCE:
+                    raise RouterError(f"router reports {confirmed:g}% after being set to {weight:g}%")
+                return confirmed
+            except (RouterUnavailable, RouterError) as exc:
+                last = attempt == retries
+                self._emit(
+                    EventKind.ROUTER_FAILED,
+                    requested=weight,
+                    attempt=attempt + 1,
+                    error=str(exc),
+                    gave_up=last,
+                )
+                log.warning("rollout %s: router change to %g%% failed: %s", self.spec.name, weight, exc)
+                if last:
+                    raise
+                await self.clock.sleep(delay)
+                delay *= 2
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _read_router(self) -> float:
+        delay = self.policy.router_backoff_seconds
+        for attempt in range(self.policy.router_retries + 1):
+            try:
+                return await self.router.get_weight()
+            except RouterUnavailable:
+                if attempt == self.policy.router_retries:
+                    raise
+                await self.clock.sleep(delay)
+                delay *= 2
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- waiting, events, notifications ----------------------------------------------------
+
+    async def _wait_until(self, due: float, why: str) -> None:
+        if self._announced_wait != due:
+            self._announced_wait = due
+            self._emit(EventKind.WAITING, until=due, reason=why)
+        remaining = due - self.clock.now()
+        await self.clock.sleep(min(remaining, self.policy.control_poll_seconds))
+
+    def _save(self, state: RolloutState) -> RolloutState:
+        self.store.save(state)
+        self.state = state
+        return state
+
+    def _emit(self, kind: EventKind, **data: Any) -> None:
+        state = self.state
+        assert state is not None
+        event = RolloutEvent(
+            seq=self.store.next_seq(),
+            at=self.clock.now(),
+            rollout=self.spec.name,
+            kind=kind,
+            phase=state.phase,
+            step=state.step,
+            weight=state.weight,
+            data=data,
+        )
+        self.store.append(event)
+        if self.on_event is not None:
+            try:
+                self.on_event(event)
+            except Exception:  # a display bug must never stop a rollback
+                log.exception("on_event callback failed")
+
+    def _notify(self, state: RolloutState) -> None:
+        if self.notifier is None:
+            return
+        note = Notification(state.name, state.phase.value, state.weight, state.reasons, self.clock.now())
+        task = asyncio.get_running_loop().create_task(self._deliver(self.notifier, note))
+        self._notifications.add(task)
+        task.add_done_callback(self._notifications.discard)
+
+    async def _deliver(self, notifier: Notifier, note: Notification) -> None:
+        try:
+            await notifier.notify(note)
+        except Exception as exc:  # any webhook failure is reported, never raised
+            self._emit(EventKind.NOTIFICATION_FAILED, error=str(exc), phase_notified=note.phase)
+
+    def _outcome(self, state: RolloutState) -> RolloutOutcome:
+        return RolloutOutcome(
+            name=state.name,
+            phase=state.phase,
+            weight=state.weight,
+            step=state.step,
+            steps=state.steps,
+            reasons=state.reasons,
+            started_at=state.started_at,
+            finished_at=state.finished_at,
+        )
+
+
+def _pending(
+    weight: float, step: int, phase: Phase, reasons: list[str], *, restart: bool = False
+) -> dict[str, Any]:
+    return {
+        "weight": weight,
+        "step": step,
+        "phase": phase.value,
+        "reasons": list(reasons),
+        "restart": restart,
+    }
