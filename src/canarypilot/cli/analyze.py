@@ -40,14 +40,19 @@ def analyze(
         None,
         "--prometheus",
         "-p",
-        help="Prometheus base URL (or prometheus.url in the config).",
-        envvar="CANARYPILOT_PROMETHEUS_URL",
+        help="Prometheus base URL (or prometheus.url in the config, or CANARYPILOT_PROMETHEUS__URL).",
     ),
-    canary_version: str | None = typer.Option(None, help="Version label of the canary [v2-canary]."),
-    stable_version: str | None = typer.Option(None, help="Version label of the stable version [v1-stable]."),
+    canary_version: str | None = typer.Option(None, help="Version label of the canary (default v2-canary)."),
+    stable_version: str | None = typer.Option(
+        None, help="Version label of the stable version (default v1-stable)."
+    ),
     config: str | None = typer.Option(None, "--config", "-c", help="YAML settings file."),
-    window: str | None = typer.Option(None, help="Rate window, a PromQL duration [5m]."),
-    timeout: float | None = typer.Option(None, help="Per-query timeout in seconds [5]."),
+    window: str | None = typer.Option(None, help="Rate window, a PromQL duration (default 5m)."),
+    timeout: float | None = typer.Option(None, help="Per-query timeout in seconds (default 5)."),
+    at: str | None = typer.Option(
+        None,
+        help="Evaluate at this instant instead of now: Unix seconds or ISO 8601 (UTC if no zone).",
+    ),
     output: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
 ) -> None:
     overrides: dict[str, Any] = {
@@ -62,7 +67,8 @@ def analyze(
             raise ConfigError("no Prometheus URL: pass --prometheus URL or set prometheus.url")
         from canarypilot.api import analyze as run
 
-        decision = run_async(lambda: run(service, settings=settings))
+        when = parse_instant(at)
+        decision = run_async(lambda: run(service, settings=settings, at=when))
     if output is Format.json:
         typer.echo(json.dumps(decision.to_dict(), indent=2))
     else:
@@ -70,6 +76,27 @@ def analyze(
     raise typer.Exit(
         {"proceed": EXIT_PROCEED, "hold": EXIT_HOLD, "rollback": EXIT_ROLLBACK}[decision.status.value]
     )
+
+
+def parse_instant(text: str | None) -> float | None:
+    """``--at``: Unix seconds or an ISO 8601 date-time (naive means UTC)."""
+    from datetime import UTC, datetime
+
+    from canarypilot._exceptions import ConfigError
+
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"--at {text!r} is neither Unix seconds nor an ISO 8601 date-time") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
 
 
 def _print_table(decision: Any) -> None:

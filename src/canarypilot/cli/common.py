@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, NoReturn
 
+import click
 import typer
 
 EXIT_PROCEED = 0
@@ -24,7 +26,7 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
 
 @contextmanager
 def friendly_errors() -> Iterator[None]:
-    """Map canarypilot's exceptions to exit codes; never show a traceback for them."""
+    """Map canarypilot's exceptions to exit codes (config 2, backend 1); never a traceback."""
     from canarypilot._exceptions import (
         ConfigError,
         MetricsUnavailable,
@@ -44,6 +46,17 @@ def friendly_errors() -> Iterator[None]:
     except KeyboardInterrupt:
         typer.echo("canarypilot: interrupted", err=True)
         raise typer.Exit(130) from None
+    except (typer.Exit, typer.Abort, click.ClickException):
+        raise
+    except Exception as exc:
+        # A bug, not bad input: still one line, unless CANARYPILOT_DEBUG asks for the traceback.
+        if os.environ.get("CANARYPILOT_DEBUG"):
+            raise
+        fail(
+            f"internal error ({type(exc).__name__}: {exc}); rerun with CANARYPILOT_DEBUG=1 "
+            "for the traceback and report it",
+            EXIT_BACKEND,
+        )
 
 
 def run_async(factory: Callable[[], Any]) -> Any:

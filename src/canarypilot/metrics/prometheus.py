@@ -203,7 +203,7 @@ class PrometheusMetrics:
             if attempt:
                 base = self.settings.backoff_seconds * 2 ** (attempt - 1)
                 delay = base * random.uniform(0.5, 1.5)
-                log.warning("Prometheus query failed (%s); retry %d in %.2fs", last, attempt, delay)
+                log.debug("Prometheus query failed (%s); retry %d in %.2fs", last, attempt, delay)
                 await self._sleep(delay)
             self.queries_sent += 1
             try:
