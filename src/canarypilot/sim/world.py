@@ -22,7 +22,11 @@ import numpy as np
 from canarypilot.sim.scenario import Scenario, VersionModel
 
 STABLE, CANARY = 0, 1
-_SQRT2 = math.sqrt(2.0)
+
+# The standard normal CDF on a fine grid: np.interp on it is vectorised and within
+# 1e-7 of the exact value, which is all a multinomial draw needs.
+_Z = np.linspace(-12.0, 12.0, 48_001)
+_PHI = np.array([0.5 * math.erfc(-z / math.sqrt(2.0)) for z in _Z])
 
 
 @dataclass(slots=True)
@@ -38,10 +42,6 @@ class Served:
     bad: int
 
 
-def _cdf(x: float, mu: float, sigma: float) -> float:
-    return 0.5 * (1.0 + math.erf((math.log(x) - mu) / (sigma * _SQRT2)))
-
-
 class World:
     """Draws the traffic of each tick from the scenario, for a given canary weight.
 
@@ -55,9 +55,10 @@ class World:
         slo = scenario.slo_latency_ms / 1000
         # Internal edges: the histogram's buckets plus the SLO bound, so "slower than
         # the SLO" is counted exactly even when the SLO is not a bucket bound.
-        self._edges = sorted({*buckets, slo})
-        self._bucket_slots = [self._edges.index(b) for b in buckets]
-        self._slo_slot = self._edges.index(slo)
+        edges = sorted({*buckets, slo})
+        self._log_edges = np.log(np.array(edges))
+        self._bucket_slots = np.array([edges.index(b) for b in buckets])
+        self._slo_slot = edges.index(slo)
         self._last_increase: float | None = None
         self._weight = 0.0
         self.spikes = self._draw_spikes()
@@ -143,16 +144,22 @@ class World:
                     factor *= noise.spike_factor
         sigma = model.latency.sigma
         mu = math.log(model.latency.median_ms / 1000 * factor)
-        cdf = [_cdf(edge, mu, sigma) for edge in self._edges]
-        probs = np.diff(np.array([0.0, *cdf, 1.0]))
-        counts = rng.multinomial(n, np.clip(probs, 0.0, None) / max(probs.sum(), 1e-300))
+        cdf = np.interp((self._log_edges - mu) / sigma, _Z, _PHI)
+        probs = np.empty(len(cdf) + 1)
+        probs[0] = cdf[0]
+        probs[1:-1] = cdf[1:] - cdf[:-1]
+        probs[-1] = 1.0 - cdf[-1]
+        counts = rng.multinomial(n, probs)
         error_rate = min(1.0, model.error_rate + added_errors)
         errors = int(rng.binomial(n, error_rate)) if error_rate > 0 else 0
         slow = int(counts[self._slo_slot + 1 :].sum())
         slow_ok = int(rng.binomial(slow, 1 - errors / n)) if slow and errors else slow
         # Fold the internal edges back onto the histogram's own buckets.
         cumulative = np.cumsum(counts)
+        per_bucket = np.empty(len(self._bucket_slots) + 1, dtype=np.int64)
         at_bounds = cumulative[self._bucket_slots]
-        per_bucket = np.diff(np.concatenate(([0], at_bounds, [n])))
+        per_bucket[0] = at_bounds[0]
+        per_bucket[1:-1] = at_bounds[1:] - at_bounds[:-1]
+        per_bucket[-1] = n - at_bounds[-1]
         mean = math.exp(mu + sigma * sigma / 2)
         return Served(n, errors, per_bucket, mean * n, errors + slow_ok)
