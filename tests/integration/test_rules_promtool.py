@@ -293,9 +293,8 @@ def live_data(end: float) -> str:
         samples.append(("canarypilot_applied_weight", {**own, "service": "healthy"}, ts, 40.0))
         samples.append(("canary_safe_weight", {**own, "service": "healthy"}, ts, 100.0))
         for status, per_step in (("proceed", 1.0), ("hold", 0.5)):
-            samples.append(
-                ("canarypilot_decisions_total", {**own, "service": "healthy", "status": status}, ts, per_step * i)
-            )
+            labels = {**own, "service": "healthy", "status": status}
+            samples.append(("canarypilot_decisions_total", labels, ts, per_step * i))
         for version, in_use in (("v1-stable", 60.0), ("v2-canary", 15.0)):
             app = {"job": "healthy", "version": version}
             samples.append(("go_sql_stats_connections_in_use", app, ts, in_use))
