@@ -262,6 +262,16 @@ class PrometheusSettings(_Section):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/") if value else value
 
+    def __repr_args__(self) -> Any:
+        # Settings get logged and printed: no password from the URL, no Authorization header.
+        for name, value in super().__repr_args__():
+            if name == "url" and isinstance(value, str) and "@" in value.partition("://")[2].split("/")[0]:
+                scheme, _, rest = value.partition("://")
+                value = f"{scheme}://***@{rest.split('@', 1)[1]}"
+            elif name == "headers" and isinstance(value, dict):
+                value = {k: "***" if k.lower() == "authorization" else v for k, v in value.items()}
+            yield name, value
+
 
 class RolloutPolicy(_Section):
     """How a rollout driven by canarypilot progresses."""
