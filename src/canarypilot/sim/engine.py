@@ -33,6 +33,8 @@ from canarypilot.sim.world import World
 EPOCH = 1_700_000_000.0
 #: Longest stretch of traffic drawn at once (ticks also end on every scrape).
 TICK_SECONDS = 5.0
+#: Once the strategy is done only the bad-request count matters: coarser ticks will do.
+UNOBSERVED_TICK_SECONDS = 15.0
 
 
 class HorizonReached(BaseException):
@@ -120,6 +122,8 @@ class Simulation:
         self.onset: float | None = None
         self.bad_requests = 0
         self.canary_requests = 0
+        #: Off once the strategy is done: nobody looks at the metrics any more.
+        self.observed = True
 
     def advance_to(self, until: float) -> None:
         """Move the clock to ``until``; past the horizon, stop there and end the run."""
@@ -132,21 +136,25 @@ class Simulation:
     def catch_up(self) -> None:
         """Draw the traffic from where the world stopped until now, at the current weight."""
         pipeline = self.pipeline
+        tick = TICK_SECONDS if self.observed else UNOBSERVED_TICK_SECONDS
         while self.drawn < self.now - 1e-9:
-            end = min(self.drawn + TICK_SECONDS, self.now)
+            end = min(self.drawn + tick, self.now)
             if pipeline.next_scrape > self.drawn:
                 end = min(end, pipeline.next_scrape)
             t = self.drawn - EPOCH
             stable, canary = self.world.tick(t, end - self.drawn, self.weight)
-            pipeline.record(stable, canary)
+            if self.observed:
+                pipeline.record(stable, canary)
             self.canary_requests += canary.requests
             if self.weight > 0 and self.world.canary_is_bad(t, self.weight):
                 if self.onset is None:
                     self.onset = t
                 self.bad_requests += canary.bad
             self.drawn = end
-            pipeline.advance(end)
-        pipeline.advance(self.now)
+            if self.observed:
+                pipeline.advance(end)
+        if self.observed:
+            pipeline.advance(self.now)
 
     def set_weight(self, weight: float) -> None:
         self.catch_up()
@@ -212,11 +220,17 @@ def simulate(scenario: Scenario, strategy: str, seed: int, *, settings: Settings
 
 
 def default_settings(scenario: Scenario) -> Settings:
-    """canarypilot's default policy; the scenario's rate window when it sets one."""
+    """canarypilot's default policy; the scenario's rate window when it sets one.
+
+    One setting differs, without changing any decision: nobody sends operator
+    commands to a simulated rollout, so the controller need not wake up every
+    second to look for them (it still wakes exactly when an analysis is due).
+    """
+    overrides: dict[str, Any] = {"rollout": {"control_poll_seconds": 3600.0}}
     window = scenario.monitoring.rate_window_seconds
-    if window is None:
-        return Settings()
-    return Settings().merged({"query": {"window": f"{int(window)}s"}})
+    if window is not None:
+        overrides["query"] = {"window": f"{int(window)}s"}
+    return Settings().merged(overrides)
 
 
 async def _run(scenario: Scenario, strategy_name: str, seed: int, settings: Settings) -> RunResult:
@@ -228,9 +242,11 @@ async def _run(scenario: Scenario, strategy_name: str, seed: int, settings: Sett
     ctx = Context(scenario, sim.target, clock, SimMetrics(sim), router, timeline, settings)
     try:
         await strategy.run(ctx)
+        sim.catch_up()
+        sim.observed = False
         if scenario.is_bad and timeline.outcome is Outcome.PROMOTED:
             sim.advance_to(sim.horizon)  # the bad version keeps serving: count its bad requests
-        sim.catch_up()
+            sim.catch_up()
     except HorizonReached:
         pass
     return RunResult(

@@ -66,8 +66,16 @@ class MetricsPipeline:
         self._versions = (target.stable_version, target.canary_version)
         self._counters = (_Counters(len(bounds)), _Counters(len(bounds)))
         self._next_scrape = start
-        self._in_flight: deque[tuple[float, list[tuple[str, dict[str, str], float]]]] = deque()
+        self._in_flight: deque[tuple[float, list[float]]] = deque()
         self.scrapes = 0
+        q = query
+        # The series never change, only their values: build the label sets once.
+        self._series: list[tuple[str, dict[str, str]]] = []
+        for version in self._versions:
+            base = {q.job_label: target.service, q.version_label: version}
+            self._series.append((q.requests_metric, {**base, q.code_label: "200"}))
+            self._series.append((q.requests_metric, {**base, q.code_label: "500"}))
+            self._series.extend((q.latency_metric, {**base, "le": le}) for le in self._les)
 
     def record(self, stable: Served, canary: Served) -> None:
         """Count what the two versions served during one tick."""
@@ -81,24 +89,20 @@ class MetricsPipeline:
             self._next_scrape += self.monitoring.scrape_interval_seconds
         lag = self.monitoring.scrape_lag_seconds
         while self._in_flight and self._in_flight[0][0] + lag <= now:
-            at, samples = self._in_flight.popleft()
-            for name, labels, value in samples:
+            at, values = self._in_flight.popleft()
+            for (name, labels), value in zip(self._series, values, strict=True):
                 self.store.append(name, labels, at, value)
 
     @property
     def next_scrape(self) -> float:
         return self._next_scrape
 
-    def _scrape(self) -> list[tuple[str, dict[str, str], float]]:
+    def _scrape(self) -> list[float]:
+        """Every series' current value, in the order of ``self._series``."""
         self.scrapes += 1
-        q = self.query
-        job = self.target.service
-        out: list[tuple[str, dict[str, str], float]] = []
-        for version, counters in zip(self._versions, self._counters, strict=True):
-            base = {q.job_label: job, q.version_label: version}
-            out.append((q.requests_metric, {**base, q.code_label: "200"}, float(counters.ok)))
-            out.append((q.requests_metric, {**base, q.code_label: "500"}, float(counters.errors)))
-            cumulative = np.cumsum(counters.buckets)
-            for le, count in zip(self._les, cumulative, strict=True):
-                out.append((q.latency_metric, {**base, "le": le}, float(count)))
-        return out
+        values: list[float] = []
+        for counters in self._counters:
+            values.append(float(counters.ok))
+            values.append(float(counters.errors))
+            values.extend(np.cumsum(counters.buckets).tolist())
+        return values

@@ -228,7 +228,7 @@ def _mark_event(ctx: Context, event: RolloutEvent) -> None:
     elif event.kind is EventKind.PHASE:
         if event.phase is Phase.PROMOTED:
             ctx.timeline.add(event.at, MarkKind.PROMOTED, event.weight, "promoted to 100%")
-        elif event.phase.final:
+        elif event.phase.final and ctx.timeline.rollback_at is None:
             reasons = "; ".join(data.get("reasons") or [])
             ctx.timeline.add(event.at, MarkKind.ROLLBACK, event.weight, f"{event.phase.value}: {reasons}")
     elif event.kind is EventKind.DECISION:
