@@ -310,6 +310,8 @@ class RolloutController:
 
         now = self.clock.now()
         step = int(pending["step"])
+        if getattr(self.router, "weights_are_steps", False):
+            target = confirmed
         changes: dict[str, Any] = {"weight": target, "step": step, "phase": phase, "pending": None}
         changes["reasons"] = reasons
         if pending.get("restart") or abs(target - state.weight) > WEIGHT_TOLERANCE:
@@ -320,7 +322,9 @@ class RolloutController:
             changes["finished_at"] = now
         before = state.phase
         state = self._save(state.but(**changes))
-        self._emit(EventKind.ROUTER, requested=target, confirmed=confirmed, reasons=list(reasons))
+        self._emit(
+            EventKind.ROUTER, requested=float(pending["weight"]), confirmed=confirmed, reasons=list(reasons)
+        )
         if phase is not before:
             self._emit(EventKind.PHASE, reasons=list(reasons))
         self._notify(state)
@@ -337,7 +341,9 @@ class RolloutController:
                 else:
                     await self.router.set_weight(weight)
                 confirmed = await self.router.get_weight()
-                if abs(confirmed - weight) > WEIGHT_TOLERANCE:
+                # Argo Rollouts picks its own step weights: any answer confirms a forward move.
+                follows_steps = getattr(self.router, "weights_are_steps", False) and weight > 0
+                if not follows_steps and abs(confirmed - weight) > WEIGHT_TOLERANCE:
                     raise RouterError(f"router reports {confirmed:g}% after being set to {weight:g}%")
                 return confirmed
             except (RouterUnavailable, RouterError) as exc:
