@@ -34,6 +34,14 @@ def healthy_body(query: str, at: float) -> bytes:
     return json.dumps({"status": "success", "data": {"resultType": "vector", "result": result}}).encode()
 
 
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        # A client that gave up (timeout, cancelled sibling query) is part of the script.
+        pass
+
+
 @dataclass(frozen=True)
 class Reply:
     """One answer: a status, a body (or ``None`` for the healthy Prometheus body), a delay."""
@@ -54,6 +62,7 @@ class Seen:
     path: str
     query: str
     headers: dict[str, str]
+    at: float = 0.0
 
 
 @dataclass
@@ -68,8 +77,7 @@ class ScriptedPrometheus:
         self._served: dict[str, int] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
+        self._server = _QuietServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True)
 
     @property
@@ -92,7 +100,7 @@ class ScriptedPrometheus:
                 params = parse_qs(parts.query)
                 query = params.get("query", [""])[0]
                 at = float(params.get("time", ["0"])[0])
-                outer.seen.append(Seen(parts.path, query, dict(self.headers.items())))
+                outer.seen.append(Seen(parts.path, query, dict(self.headers.items()), at))
                 reply = outer._next(query)
                 if reply.delay and outer._stopping.wait(reply.delay):
                     return
