@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -26,7 +27,7 @@ from canarypilot.api import analyze
 from canarypilot.local.processes import require
 from canarypilot.local.prometheus import LocalPrometheus, openmetrics_text
 from canarypilot.policy import Settings, load_settings
-from canarypilot.render.alerts import alert_rules, render_alert_rules
+from canarypilot.render.alerts import alert_rules, render_alert_rules, render_alertmanager
 from canarypilot.render.grafana import dashboard, dashboard_queries, pool_query
 from canarypilot.render.monitoring import render_recording_rules
 from tests.support.promdata import DEFAULT_BUCKETS, TYPES, ServiceData, Traffic, histogram_quantile
@@ -420,3 +421,30 @@ def test_every_dashboard_expression_runs_and_finds_data(live: tuple[str, Setting
         "v1-stable": 0.6,
         "v2-canary": 0.15,
     }
+
+
+@pytest.mark.skipif(
+    shutil.which("amtool") is None, reason="amtool comes with Debian's prometheus-alertmanager"
+)
+def test_alertmanager_config_is_valid_and_routes_pages_to_pagerduty(tmp_path: Path) -> None:
+    config = tmp_path / "alertmanager.yml"
+    config.write_text(render_alertmanager(Settings()))
+    amtool = str(shutil.which("amtool"))
+    check = subprocess.run([amtool, "check-config", str(config)], capture_output=True, text=True, timeout=60)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+    def receiver(*labels: str) -> str:
+        result = subprocess.run(
+            [amtool, "config", "routes", "test", f"--config.file={config}", *labels],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        return result.stdout.strip()
+
+    assert receiver("alertname=CanaryWeightExceeded", "severity=critical", "job=x") == "pagerduty-canary"
+    assert (
+        receiver("alertname=CanarySLOViolation", "severity=critical", "signal=errors") == "pagerduty-canary"
+    )
+    assert receiver("alertname=CanaryAnalyzerDown", "severity=warning") == "platform-team"
+    assert receiver("alertname=CanaryMetricsMissing", "severity=warning") == "platform-team"
