@@ -273,6 +273,24 @@ class PrometheusSettings(_Section):
             yield name, value
 
 
+class ScrapeSettings(_Section):
+    """The embedded scraper: reads the versions' /metrics directly when no Prometheus URL is set."""
+
+    targets: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="/metrics addresses per version label, e.g. {v1-stable: [10.0.0.5:8080]}.",
+    )
+    interval_seconds: float = Field(15.0, gt=0, description="Time between two scrapes of a target.")
+    timeout_seconds: float = Field(10.0, gt=0, description="Give up on a scrape after this long.")
+    retention_seconds: float = Field(
+        3600.0, gt=0, description="Samples older than this are forgotten; must cover the query window."
+    )
+    max_body_bytes: int = Field(
+        16 * 1024 * 1024, gt=0, description="A /metrics answer larger than this is a failed scrape."
+    )
+    max_series: int = Field(20_000, gt=0, description="Series kept at most; new ones beyond are dropped.")
+
+
 class RolloutPolicy(_Section):
     """How a rollout driven by canarypilot progresses."""
 
@@ -403,6 +421,7 @@ class Settings(_Section):
     breaker: BreakerPolicy = Field(default_factory=BreakerPolicy)  # type: ignore[arg-type]
     query: QueryPolicy = Field(default_factory=QueryPolicy)  # type: ignore[arg-type]
     prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)  # type: ignore[arg-type]
+    scrape: ScrapeSettings = Field(default_factory=ScrapeSettings)  # type: ignore[arg-type]
     rollout: RolloutPolicy = Field(default_factory=RolloutPolicy)  # type: ignore[arg-type]
     monitoring: MonitoringPolicy = Field(default_factory=MonitoringPolicy)  # type: ignore[arg-type]
     service: ServiceSettings = Field(default_factory=ServiceSettings)  # type: ignore[arg-type]

@@ -26,33 +26,18 @@ from urllib.parse import urlsplit
 import httpx
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families as parse_text
-from pydantic import BaseModel, ConfigDict, Field
 
 from canarypilot._exceptions import ConfigError
 from canarypilot.clock import Clock, SystemClock
 from canarypilot.metrics.local import SeriesStore, StoreMetrics, labels_key
 from canarypilot.model import Snapshot, Target, validate_name
-from canarypilot.policy import QueryPolicy
+from canarypilot.policy import QueryPolicy, ScrapeSettings, Settings
+
+__all__ = ["ScrapeMetrics", "ScrapeSettings", "TargetHealth"]
 
 log = logging.getLogger(__name__)
 
 _ACCEPT = "text/plain;version=0.0.4;q=1,application/openmetrics-text;version=1.0.0;q=0.5,*/*;q=0.1"
-
-
-class ScrapeSettings(BaseModel):
-    """How the embedded scraper reads the versions' /metrics endpoints."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
-
-    interval_seconds: float = Field(15.0, gt=0, description="Time between two scrapes of a target.")
-    timeout_seconds: float = Field(10.0, gt=0, description="Give up on a scrape after this long.")
-    retention_seconds: float = Field(
-        3600.0, gt=0, description="Samples older than this are forgotten; must cover the query window."
-    )
-    max_body_bytes: int = Field(
-        16 * 1024 * 1024, gt=0, description="A /metrics answer larger than this is a failed scrape."
-    )
-    max_series: int = Field(20_000, gt=0, description="Series kept at most; new ones beyond are dropped.")
 
 
 @dataclass
@@ -116,6 +101,15 @@ class ScrapeMetrics:
         )
         self._task: asyncio.Task[None] | None = None
         self.rounds = 0
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, service: str | None = None, clock: Clock | None = None
+    ) -> ScrapeMetrics:
+        """The provider ``settings.scrape`` describes, with ``settings.query``'s names and window."""
+        return cls(
+            settings.scrape.targets, settings.scrape, query=settings.query, service=service, clock=clock
+        )
 
     async def __aenter__(self) -> ScrapeMetrics:
         self.start()
