@@ -294,7 +294,7 @@ def live_data(end: float) -> str:
         samples.append(("canarypilot_applied_weight", {**own, "service": "healthy"}, ts, 40.0))
         samples.append(("canary_safe_weight", {**own, "service": "healthy"}, ts, 100.0))
         for status, per_step in (("proceed", 1.0), ("hold", 0.5)):
-            labels = {**own, "service": "healthy", "status": status}
+            labels = {**own, "status": status}
             samples.append(("canarypilot_decisions_total", labels, ts, per_step * i))
         for version, in_use in (("v1-stable", 60.0), ("v2-canary", 15.0)):
             app = {"job": "healthy", "version": version}

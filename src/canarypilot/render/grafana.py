@@ -102,8 +102,9 @@ def _panels(settings: Settings) -> list[dict[str, Any]]:
             (12, 20),
         ),
         _series(
-            "Decisions",
-            [(f"sum by (status) (increase({DECISIONS}{{{svc}}}[$__rate_interval]))", "{{status}}")],
+            # The analysis service counts decisions by status only, across all services.
+            "Decisions of the analysis service (all services)",
+            [(f"sum by (status) (increase({DECISIONS}[$__rate_interval]))", "{{status}}")],
             "short",
             None,
             (0, 28),
