@@ -159,3 +159,17 @@ def test_command_exit_code_and_json(prometheus: LocalPrometheus, name: str, code
     status, weight = expected(name)
     assert body["status"] == status.value and body["weight"] == weight
     assert run.stderr == ""
+
+
+def test_the_worked_example_reaches_both_expected_decisions() -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "canarypilot.local.example"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "checkout   proceed   as expected" in run.stdout
+    assert "payments   rollback  as expected" in run.stdout
+    assert "PROCEED  weight" in run.stdout and "ROLLBACK  weight 0%" in run.stdout
