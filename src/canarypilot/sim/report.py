@@ -126,7 +126,7 @@ def render_table(report: dict[str, Any], *, width: int = 120) -> str:
         for col in ("target", "measured", "goal", "met"):
             tab.add_column(col)
         for t in targets:
-            kind = "pct" if "rate" in t["target"] or "detected" in t["target"] else ""
+            kind = "pct" if any(w in t["target"] for w in ("rate", "detected", "vs static")) else ""
             met = {True: "yes", False: "NO", None: "n/a"}[t["met"]]
             tab.add_row(t["target"], _fmt(t["value"], kind), t["goal"], met)
         console.print(tab)
