@@ -129,6 +129,15 @@ def test_bad_flags_and_paths_exit_2(args: list[str], message: str) -> None:
     assert message in result.stderr
 
 
+def test_an_alias_bomb_is_refused_quickly(tmp_path: Path) -> None:
+    lines = ["kind: ConfigMap", "a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
+    (tmp_path / "bomb.yaml").write_text("\n".join(lines) + "\n")
+    result = runner.invoke(app, ["preflight", str(tmp_path / "bomb.yaml")])
+    assert result.exit_code == 2
+    assert "aliases" in result.stderr
+
+
 def test_empty_directory_is_a_usage_error(tmp_path: Path) -> None:
     result = runner.invoke(app, ["preflight", str(tmp_path)])
     assert result.exit_code == 2 and "no .yaml" in result.stderr

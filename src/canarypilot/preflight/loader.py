@@ -18,8 +18,10 @@ import yaml
 
 from canarypilot._exceptions import ConfigError
 
-#: Files larger than this are refused: manifests are small, and YAML can expand (aliases).
+#: Files larger than this are refused: manifests are small.
 MAX_FILE_BYTES = 5 * 1024 * 1024
+#: Nodes per document once aliases are expanded: a "billion laughs" document stops here.
+MAX_NODES = 200_000
 SUFFIXES = (".yaml", ".yml", ".json")
 
 Path_ = tuple[str | int, ...]
@@ -138,14 +140,15 @@ def parse_text(text: str, source: str) -> list[Manifest]:
             data = yaml.SafeLoader("").construct_document(node)
         except yaml.YAMLError as exc:
             raise ConfigError(f"{source}:{node.start_mark.line + 1}: invalid YAML: {exc}") from None
+        where = f"{source}:{node.start_mark.line + 1}"
         if isinstance(data, dict) and data.get("kind") == "List" and isinstance(data.get("items"), list):
             items = node_value(node, "items")
             for i, item in enumerate(data["items"]):
                 if isinstance(item, dict) and "kind" in item and isinstance(items, yaml.SequenceNode):
-                    out.append(Manifest(source, index, item, _lines(items.value[i])))
+                    out.append(Manifest(source, index, item, _lines(items.value[i], where)))
             continue
         if isinstance(data, dict) and "kind" in data:
-            out.append(Manifest(source, index, data, _lines(node)))
+            out.append(Manifest(source, index, data, _lines(node, where)))
     return out
 
 
@@ -157,10 +160,14 @@ def node_value(node: yaml.Node, key: str) -> yaml.Node | None:
     return None
 
 
-def _lines(node: yaml.Node) -> dict[Path_, int]:
+def _lines(node: yaml.Node, where: str) -> dict[Path_, int]:
     lines: dict[Path_, int] = {}
 
     def walk(n: yaml.Node, path: Path_) -> None:
+        if len(lines) > MAX_NODES:
+            raise ConfigError(
+                f"{where}: more than {MAX_NODES} nodes once aliases are expanded; not a manifest"
+            )
         lines[path] = n.start_mark.line + 1
         if isinstance(n, yaml.MappingNode):
             for k, v in n.value:
