@@ -208,3 +208,16 @@ async def test_is_online_reflects_readiness() -> None:
         PrometheusSettings(url="http://prometheus.test"), transport=httpx.MockTransport(handler)
     ) as p:
         assert await p.is_online() is False
+
+
+def test_unreadable_ca_bundle_is_a_config_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from canarypilot import ConfigError
+
+    settings = PrometheusSettings(url="https://prometheus.test", ca_bundle=str(tmp_path / "absent.pem"))
+    with pytest.raises(ConfigError, match="cannot load CA bundle"):
+        PrometheusMetrics(settings)
+
+
+async def test_tls_verification_can_be_turned_off_for_https() -> None:
+    async with PrometheusMetrics(PrometheusSettings(url="https://prometheus.test", tls_verify=False)) as p:
+        assert p.display_url == "https://prometheus.test"
