@@ -217,7 +217,3 @@ def test_unreadable_ca_bundle_is_a_config_error(tmp_path) -> None:  # type: igno
     with pytest.raises(ConfigError, match="cannot load CA bundle"):
         PrometheusMetrics(settings)
 
-
-async def test_tls_verification_can_be_turned_off_for_https() -> None:
-    async with PrometheusMetrics(PrometheusSettings(url="https://prometheus.test", tls_verify=False)) as p:
-        assert p.display_url == "https://prometheus.test"
