@@ -12,9 +12,10 @@ HELP = (
     "Serve decisions over HTTP for Argo Rollouts (GET or POST /analyze), with /healthz, "
     "/livez and /metrics. Every answer is JSON: 200 a decision, 422 a bad parameter, "
     "401 a missing or wrong token, 413 a body too large, 502/503 Prometheus failed. "
-    "SIGTERM stops accepting connections and lets in-flight requests finish. "
-    "Exit codes: 0 stopped cleanly, 2 usage or configuration error (bad flag, "
-    "unreadable token file, port in use)."
+    "SIGTERM stops accepting connections, lets in-flight requests finish (service.drain_seconds), "
+    "then ends the process by that signal (status 143 in a shell; Ctrl-C: 130). "
+    "Exit code 2: usage or configuration error (bad flag or settings, unreadable token file, "
+    "port in use)."
 )
 
 
