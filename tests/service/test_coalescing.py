@@ -1,0 +1,146 @@
+"""The analyzer's cache, single flight and batching, with a provider that counts its calls."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+
+import pytest
+
+from canarypilot._exceptions import MetricsUnavailable
+from canarypilot.api import decide
+from canarypilot.clock import FakeClock
+from canarypilot.model import Snapshot, Status, Target, VersionStats
+from canarypilot.policy import Settings
+from canarypilot.service.coalescing import Analyzer
+
+SETTINGS = Settings()
+
+
+class CountingProvider:
+    """Healthy numbers for every target; counts batches and can fail or be slow."""
+
+    def __init__(self, *, delay: float = 0.01) -> None:
+        self.batches: list[list[Target]] = []
+        self.delay = delay
+        self.failing = False
+
+    async def snapshot_many(
+        self, targets: Sequence[Target], *, window_seconds: float | None = None
+    ) -> Mapping[Target, Snapshot]:
+        self.batches.append(list(targets))
+        await asyncio.sleep(self.delay)
+        if self.failing:
+            raise MetricsUnavailable("Prometheus failed after 4 attempt(s): HTTP 503")
+        return {t: _healthy(t) for t in targets}
+
+    async def snapshot(self, target: Target, *, window_seconds: float | None = None) -> Snapshot:
+        return (await self.snapshot_many([target]))[target]
+
+    async def is_online(self) -> bool:
+        return not self.failing
+
+
+class SingleProvider:
+    """A provider without ``snapshot_many``: the analyzer must ask per target."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def snapshot(self, target: Target, *, window_seconds: float | None = None) -> Snapshot:
+        self.calls += 1
+        return _healthy(target)
+
+    async def is_online(self) -> bool:
+        return True
+
+
+def _healthy(target: Target) -> Snapshot:
+    return Snapshot(
+        target,
+        VersionStats(target.stable_version, 0.2, 0.001, 10_000),
+        VersionStats(target.canary_version, 0.2, 0.001, 1_000),
+        at=0.0,
+        window_seconds=300,
+    )
+
+
+def analyzer(provider: object, clock: FakeClock | None = None, ttl: float = 5.0) -> Analyzer:
+    return Analyzer(
+        provider,  # type: ignore[arg-type]
+        judge=lambda snap: decide(snap, SETTINGS),
+        ttl_seconds=ttl,
+        batch_window_seconds=0.005,
+        clock=clock or FakeClock(),
+    )
+
+
+async def test_identical_concurrent_requests_share_one_measurement() -> None:
+    provider = CountingProvider()
+    a = analyzer(provider)
+    decisions = await asyncio.gather(*(a.decision(Target("api")) for _ in range(200)))
+    assert {d.status for d in decisions} == {Status.PROCEED}
+    assert provider.batches == [[Target("api")]]
+    assert a.counters.shared == 199
+
+
+async def test_different_services_in_one_window_are_measured_in_one_batch() -> None:
+    provider = CountingProvider()
+    a = analyzer(provider)
+    targets = [Target(f"svc-{i}") for i in range(500)]
+    decisions = await asyncio.gather(*(a.decision(t) for t in targets))
+    assert [d.target for d in decisions] == targets
+    assert len(provider.batches) == 1 and len(provider.batches[0]) == 500
+
+
+async def test_a_decision_is_reused_within_the_ttl_and_refreshed_after() -> None:
+    provider = CountingProvider()
+    clock = FakeClock()
+    a = analyzer(provider, clock, ttl=5.0)
+    await a.decision(Target("api"))
+    clock.advance(4.9)
+    await a.decision(Target("api"))
+    assert len(provider.batches) == 1 and a.counters.cache_hits == 1
+    clock.advance(0.2)
+    await a.decision(Target("api"))
+    assert len(provider.batches) == 2
+
+
+async def test_versions_are_part_of_the_key() -> None:
+    provider = CountingProvider()
+    a = analyzer(provider)
+    await a.decision(Target("api"))
+    other = await a.decision(Target("api", "v3-canary", "v2-stable"))
+    assert other.canary.version == "v3-canary"
+    assert len(provider.batches) == 2
+
+
+async def test_a_backend_failure_reaches_every_waiter_and_is_not_cached() -> None:
+    provider = CountingProvider()
+    provider.failing = True
+    a = analyzer(provider)
+    results = await asyncio.gather(*(a.decision(Target("api")) for _ in range(5)), return_exceptions=True)
+    assert all(isinstance(r, MetricsUnavailable) for r in results)
+    provider.failing = False
+    assert (await a.decision(Target("api"))).status is Status.PROCEED
+    assert len(provider.batches) == 2
+    assert a.last_success is not None
+
+
+async def test_a_client_that_hangs_up_does_not_cancel_the_others() -> None:
+    provider = CountingProvider(delay=0.05)
+    a = analyzer(provider)
+    impatient = asyncio.create_task(a.decision(Target("api")))
+    patient = asyncio.create_task(a.decision(Target("api")))
+    await asyncio.sleep(0.01)
+    impatient.cancel()
+    assert (await patient).status is Status.PROCEED
+    with pytest.raises(asyncio.CancelledError):
+        await impatient
+
+
+async def test_providers_without_batching_are_asked_per_target() -> None:
+    provider = SingleProvider()
+    a = analyzer(provider)
+    await asyncio.gather(*(a.decision(Target(f"svc-{i}")) for i in range(3)), a.decision(Target("svc-0")))
+    assert provider.calls == 3
