@@ -18,6 +18,7 @@ sorted afterwards, so the report does not depend on the number of jobs.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import statistics
 import time
@@ -110,7 +111,11 @@ def run_bench(
         for job in work:
             results.extend(_run_job(job))
     else:
-        with ProcessPoolExecutor(max_workers=min(jobs, os.cpu_count() or 1, len(work))) as pool:
+        # "spawn": a fresh interpreter per worker, never a fork of a process that may
+        # hold threads or an event loop (forking those can deadlock).
+        context = multiprocessing.get_context("spawn")
+        workers = min(jobs, os.cpu_count() or 1, len(work))
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
             for batch in pool.map(_run_job, work):
                 results.extend(batch)
     wall = time.perf_counter() - started
