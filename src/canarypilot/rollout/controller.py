@@ -120,15 +120,18 @@ class RolloutController:
                 next_analysis_at=now,
                 pending=_pending(first, 0, Phase.PROGRESSING, ["start at the minimum weight"], restart=True),
             )
+            # The log is written ahead of the state: a crash between the two leaves a STARTED
+            # event and no state, and the restart must not log a second start.
+            if not any(e.kind is EventKind.STARTED for e in self.store.events()):
+                self._emit(
+                    EventKind.STARTED,
+                    service=self.spec.target.service,
+                    canary=self.spec.target.canary_version,
+                    stable=self.spec.target.stable_version,
+                    pauses_seconds=list(self.policy.pauses_seconds),
+                    router_weight=actual,
+                )
             self.store.save(self.state)
-            self._emit(
-                EventKind.STARTED,
-                service=self.spec.target.service,
-                canary=self.spec.target.canary_version,
-                stable=self.spec.target.stable_version,
-                pauses_seconds=list(self.policy.pauses_seconds),
-                router_weight=actual,
-            )
             return await self._apply_pending(self.state)
 
         self.state = stored
@@ -273,8 +276,9 @@ class RolloutController:
         return state
 
     def _enter(self, state: RolloutState, phase: Phase, reasons: list[str]) -> RolloutState:
-        state = self._save(state.but(phase=phase, reasons=tuple(reasons)))
-        self._emit(EventKind.PHASE, reasons=reasons)
+        state = self._commit(
+            state.but(phase=phase, reasons=tuple(reasons)), (EventKind.PHASE, {"reasons": reasons})
+        )
         self._notify(state)
         return state
 
@@ -299,10 +303,10 @@ class RolloutController:
                 # Never report a rollback that the router did not confirm; keep it pending
                 # so that `rollout --resume` tries again.
                 failed = (*reasons, f"rollback could not be confirmed: {exc}")
-                state = self._save(
-                    state.but(phase=Phase.FAILED, reasons=failed, finished_at=self.clock.now())
+                state = self._commit(
+                    state.but(phase=Phase.FAILED, reasons=failed, finished_at=self.clock.now()),
+                    (EventKind.PHASE, {"reasons": list(failed)}),
                 )
-                self._emit(EventKind.PHASE, reasons=list(failed))
                 log.error("rollout %s: ROLLBACK NOT CONFIRMED: %s", state.name, exc)
                 self._notify(state)
                 return state
@@ -320,13 +324,11 @@ class RolloutController:
             changes.update(step_started_at=now, next_analysis_at=now + self.policy.pauses_seconds[step])
         if phase.final:
             changes["finished_at"] = now
-        before = state.phase
-        state = self._save(state.but(**changes))
-        self._emit(
-            EventKind.ROUTER, requested=float(pending["weight"]), confirmed=confirmed, reasons=list(reasons)
-        )
-        if phase is not before:
-            self._emit(EventKind.PHASE, reasons=list(reasons))
+        routed = {"requested": float(pending["weight"]), "confirmed": confirmed, "reasons": list(reasons)}
+        events: list[tuple[EventKind, dict[str, Any]]] = [(EventKind.ROUTER, routed)]
+        if phase is not state.phase:
+            events.append((EventKind.PHASE, {"reasons": list(reasons)}))
+        state = self._commit(state.but(**changes), *events)
         self._notify(state)
         return state
 
@@ -382,6 +384,18 @@ class RolloutController:
             self._emit(EventKind.WAITING, until=due, reason=why)
         remaining = due - self.clock.now()
         await self.clock.sleep(min(remaining, self.policy.control_poll_seconds))
+
+    def _commit(self, state: RolloutState, *events: tuple[EventKind, dict[str, Any]]) -> RolloutState:
+        """Log the events of a transition, then save the state it leads to.
+
+        The audit log is written ahead of the checkpoint: a crash in between leaves the
+        events logged and the change still pending, so the restart redoes the change
+        (logging it once more) rather than losing its record.
+        """
+        self.state = state
+        for kind, data in events:
+            self._emit(kind, **data)
+        return self._save(state)
 
     def _save(self, state: RolloutState) -> RolloutState:
         self.store.save(state)
