@@ -74,6 +74,10 @@ def test_file_errors_are_config_errors(tmp_path: Path) -> None:
         load_scenario(broken)
     with pytest.raises(ConfigError, match="cannot read scenario"):
         load_scenario(tmp_path / "missing.yaml")
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("a: &a [x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a]\nname: s\n")
+    with pytest.raises(ConfigError, match="aliases"):
+        load_scenario(bomb)
     huge = tmp_path / "huge.yaml"
     huge.write_text("#" * (300 * 1024))
     with pytest.raises(ConfigError, match="larger than"):

@@ -123,6 +123,18 @@ class Scenario:
         return min(starts) if starts else None
 
 
+class _NoAliasLoader(yaml.SafeLoader):
+    """A safe loader that refuses aliases: a few hundred bytes of nested aliases
+    (a "billion laughs") would otherwise expand into gigabytes when validated."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+            why = "aliases (*name) are not allowed in a scenario"
+            raise yaml.composer.ComposerError(None, None, why, mark)
+        return super().compose_node(parent, index)
+
+
 @cache
 def schema() -> dict[str, Any]:
     """The scenario JSON Schema shipped with the package."""
@@ -143,7 +155,7 @@ def load_scenario(path: str | Path) -> Scenario:
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     return parse_scenario(data, source=str(path))
