@@ -437,6 +437,27 @@ needs_oracles = pytest.mark.skipif(
 )
 
 
+def test_script_values_expand_as_prometheus_writes_them() -> None:
+    assert expand(["0+10x3"]) == [0, 10, 20, 30]
+    assert expand(["5-1x2", "_", "_x2", "7", "1x1"]) == [5, 4, 3, None, None, None, 7, 1, 1]
+    [marker] = expand(["stale"])
+    assert marker is not None and promql.is_stale(marker)
+
+
+def test_script_blocks_give_cases_with_their_data(tmp_path: Path) -> None:
+    script = tmp_path / "mini.test"
+    script.write_text(
+        'load 1m\n\tc{a="x"} 0+6x10\n\n# a comment\neval instant at 10m rate(c[10m])\n\t{a="x"} 0.1\n\n'
+        "clear\n\neval instant at 10m rate(c[10m])\n"
+    )
+    first, second = parse_script(script)
+    assert first.data and not second.data
+    assert check(first) is None
+    assert check(second) is None  # no data, and none expected
+    first.expected = ['{a="x"} 0.2']
+    assert "expected 0.2" in (check(first) or "")
+
+
 @needs_oracles
 def test_oracle_files_exist() -> None:
     assert not _MISSING, f"PROMQL_ORACLE_FILES names missing files: {_MISSING}"
