@@ -2,7 +2,8 @@
 
 Exit codes: 0 the rollout reached the scenario's expected outcome; 5 it did not
 (a wrong decision, or the run timed out); 1 a component could not start;
-2 bad flags; 130 interrupted (everything started is stopped first).
+2 bad flags; 130 interrupted by Ctrl-C, 143 terminated by SIGTERM (everything
+started is stopped first, in both cases).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from canarypilot.cli.common import friendly_errors, stdout_is_terminal
 
 #: The rollout did not reach the outcome the scenario expects.
 EXIT_UNEXPECTED = 5
+#: Stopped by SIGTERM (128 + 15, as shells report it).
+EXIT_TERMINATED = 143
 
 
 def register(app: typer.Typer) -> None:
@@ -28,7 +31,7 @@ def register(app: typer.Typer) -> None:
             "Prometheus when installed, else an embedded scraper) and the rollout controller, "
             "with compressed timings. Ends with a one-line outcome and an HTML report. "
             "Exit codes: 0 expected outcome reached, 5 not reached, 1 a component failed to "
-            "start, 2 bad flags, 130 interrupted."
+            "start, 2 bad flags, 130 Ctrl-C, 143 SIGTERM."
         ),
     )(demo)
 
@@ -66,7 +69,9 @@ def demo(
     ),
     seed: int | None = typer.Option(None, "--seed", help="Seed for the services' randomness."),
 ) -> None:
-    from canarypilot.demo.runner import Backend, DemoOptions, Processes, run_demo
+    import asyncio
+
+    from canarypilot.demo.runner import Backend, DemoOptions, Processes, run_demo, until_terminated
     from canarypilot.demo.scenarios import FAST, Pacing
     from canarypilot.demo.scenarios import scenario as find
 
@@ -91,9 +96,12 @@ def demo(
         processes = Processes()
         make_view = _live_view if live and stdout_is_terminal() else _plain_view
         try:
-            import asyncio
-
-            result = asyncio.run(run_demo(options, processes=processes, make_view=make_view))
+            result = asyncio.run(
+                until_terminated(run_demo(options, processes=processes, make_view=make_view))
+            )
+        except asyncio.CancelledError:
+            typer.echo("canarypilot: terminated; everything the demo started is stopped", err=True)
+            raise typer.Exit(EXIT_TERMINATED) from None
         except OSError as exc:
             from canarypilot._exceptions import TemporaryError
 

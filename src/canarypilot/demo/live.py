@@ -128,6 +128,7 @@ class LiveView:
         self.analysis: dict[str, Any] = {}
         self.sample: Traffic | None = None
         self.phase = "progressing"
+        self.weight = 0.0
         self.step = "0"
         self._steps: int | None = None
         self.lines: deque[tuple[float, str]] = deque(maxlen=12)
@@ -142,6 +143,8 @@ class LiveView:
         if pauses is not None:
             self._steps = len(pauses)
         self.step = f"{event.step}/{self._steps or '?'}"
+        if event.kind is EventKind.ROUTER:
+            self.weight = float(event.data.get("confirmed", event.weight))
         if event.kind is EventKind.ANALYSIS and "error" not in event.data:
             self.analysis = event.data
         text = describe(event)
@@ -161,7 +164,7 @@ class LiveView:
         from rich.table import Table
 
         s = self.sample
-        weight = s.weight if s else 0.0
+        weight = self.weight
         head = Table.grid(padding=(0, 2))
         head.add_row(
             f"[bold]weight {weight:5.1f}%[/]",

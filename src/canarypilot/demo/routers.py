@@ -65,7 +65,7 @@ async def start_router(
         return await _start_haproxy(stack, processes, run_dir, stable, canary)
     proxy = WeightedProxy(Upstream("127.0.0.1", stable.port), Upstream("127.0.0.1", canary.port))
     await stack.enter_async_context(proxy)
-    return proxy, ("127.0.0.1", proxy.port), f"embedded proxy at {proxy.url}"
+    return proxy, ("127.0.0.1", proxy.port), f"embedded proxy ({proxy.url})"
 
 
 def _haproxy_installed() -> bool:
@@ -91,4 +91,4 @@ async def _start_haproxy(
     router = HAProxyRouter(
         haproxy.runtime_socket, backend=BACKEND, stable_server=STABLE_SERVER, canary_server=CANARY_SERVER
     )
-    return router, ("127.0.0.1", haproxy.port), f"HAProxy at {haproxy.url} (runtime API)"
+    return router, ("127.0.0.1", haproxy.port), f"HAProxy ({haproxy.url}, runtime API)"

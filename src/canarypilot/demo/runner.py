@@ -15,15 +15,16 @@ import asyncio
 import contextlib
 import random
 import shutil
+import signal
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from canarypilot.demo.live import ProgressView, QuietView, Traffic, percent
 from canarypilot.demo.loadgen import LoadGenerator
@@ -37,6 +38,7 @@ from canarypilot.policy import Settings
 from canarypilot.rollout import RolloutController, RolloutEvent, RolloutSpec, StateStore
 
 STABLE, CANARY = "v1-stable", "v2-canary"
+T = TypeVar("T")
 
 
 class Backend(StrEnum):
@@ -152,7 +154,7 @@ async def run_demo(
             }
             view = make_view(
                 f"canarypilot demo · {scenario.name} · expected {scenario.expected.value}",
-                f"{router_name} · {metrics_name} · {pacing.rps:g} rps",
+                f"{_short(router_name)} · {_short(metrics_name)} · {pacing.rps:g} rps",
                 started,
             )
             stack.callback(view.close)
@@ -209,6 +211,22 @@ async def run_demo(
     return DemoResult(outcome, ok, headline, run_dir, files, record)
 
 
+def _short(name: str) -> str:
+    return name.split(" (", 1)[0]
+
+
+async def until_terminated(work: Coroutine[Any, Any, T]) -> T:
+    """Run ``work``; SIGTERM cancels it as Ctrl-C does, so that its cleanup still runs."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        return await work
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+
+
 def _headline(scenario: Scenario, outcome: str, ok: bool, events: list[RolloutEvent], took: float) -> str:
     weights = [float(e.data.get("confirmed", e.weight)) for e in events if e.kind.value == "router"]
     peak = max(weights, default=0.0)
@@ -250,7 +268,7 @@ async def _start_metrics(
         stack.push_async_callback(asyncio.to_thread, prometheus.stop)
         provider = PrometheusMetrics(PrometheusSettings(url=prometheus.url), settings.query)  # type: ignore[call-arg]
         stack.push_async_callback(provider.aclose)
-        return provider, f"Prometheus at {prometheus.url} (scraping every {interval:g}s)"
+        return provider, f"Prometheus ({prometheus.url}, scraping every {interval:g}s)"
 
     from canarypilot.metrics.scrape import ScrapeMetrics, ScrapeSettings
 

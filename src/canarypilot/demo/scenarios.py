@@ -16,6 +16,10 @@ from enum import StrEnum
 from typing import Any
 
 from canarypilot._exceptions import ConfigError
+from canarypilot.policy import InterpolationPolicy, SLOPolicy
+
+_FIRST_WEIGHT = InterpolationPolicy().min_weight  # type: ignore[call-arg]
+_MIN_CANARY_REQUESTS = SLOPolicy().min_canary_requests  # type: ignore[call-arg]
 
 
 class Expected(StrEnum):
@@ -125,6 +129,13 @@ class Pacing:
             raise ConfigError(f"duration {self.duration:g}s must be between 30 and 3600 seconds")
         if not 100 <= self.rps <= 2000:
             raise ConfigError(f"request rate {self.rps:g}/s must be between 100 and 2000")
+        first = self.rps * _FIRST_WEIGHT / 100 * self.window
+        if first < _MIN_CANARY_REQUESTS:
+            raise ConfigError(
+                f"at {self.rps:g} requests/s a {self.window:g}s analysis window holds only {first:.0f} "
+                f"canary requests at {_FIRST_WEIGHT:g}%, fewer than the {_MIN_CANARY_REQUESTS:g} the "
+                "judge needs: raise the request rate or the duration"
+            )
 
     @property
     def pause(self) -> float:
@@ -138,8 +149,10 @@ class Pacing:
 
     @property
     def window(self) -> float:
-        """Analysis window; at 300 requests/s and 5% it holds more than 100 canary requests."""
-        return min(15.0, self.pause - self.lag)
+        """Analysis window: 15 s, longer when the rate is low (it must hold ``min_canary_requests``
+        canary requests at the first weight), never reaching back before the last change."""
+        wanted = 1.2 * _MIN_CANARY_REQUESTS / (self.rps * _FIRST_WEIGHT / 100)
+        return min(max(15.0, wanted), self.pause - self.lag)
 
     @property
     def recheck(self) -> float:
