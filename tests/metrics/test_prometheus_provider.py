@@ -216,4 +216,3 @@ def test_unreadable_ca_bundle_is_a_config_error(tmp_path) -> None:  # type: igno
     settings = PrometheusSettings(url="https://prometheus.test", ca_bundle=str(tmp_path / "absent.pem"))
     with pytest.raises(ConfigError, match="cannot load CA bundle"):
         PrometheusMetrics(settings)
-
