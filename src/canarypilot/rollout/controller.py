@@ -251,6 +251,9 @@ class RolloutController:
         self, state: RolloutState, breaker: BreakerState, reasons: tuple[str, ...], now: float
     ) -> RolloutState:
         due = now + self.policy.analysis_interval_seconds
+        self._announced_wait = due
+        why = "paused by operator" if state.phase is Phase.PAUSED else "holding: analyse again"
+        self._emit(EventKind.WAITING, until=due, reason=why)
         return self._save(
             state.but(
                 consecutive=breaker.consecutive,
