@@ -28,13 +28,15 @@ STABLE = Traffic("v1-stable", rps=20)
 
 
 def scenarios(end: float, extra_services: Sequence[str] = ()) -> dict[str, ServiceData]:
-    """healthy, regressed (p99 +137%), error-regressed (+5 points of 5xx); `ghost` has no data."""
+    """healthy, slower (p99 +7%: safe weight 52.1), regressed (p99 +137%), error-regressed
+    (+5 points of 5xx); `ghost` has no data."""
 
     def service(name: str, canary: Traffic) -> ServiceData:
         return ServiceData(name, versions=(STABLE, canary), end=end, span_seconds=1500, interval_seconds=30)
 
     out = {
         "healthy": service("healthy", Traffic("v2-canary", rps=5)),
+        "slower": service("slower", Traffic("v2-canary", rps=5, latency=((0.04, 0.9583), (0.2, 0.0417)))),
         "regressed": service("regressed", Traffic("v2-canary", rps=5, latency=((0.04, 0.9), (0.5, 0.1)))),
         "error-regressed": service("error-regressed", Traffic("v2-canary", rps=5, error_fraction=0.05)),
     }

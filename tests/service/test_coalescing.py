@@ -144,3 +144,17 @@ async def test_providers_without_batching_are_asked_per_target() -> None:
     a = analyzer(provider)
     await asyncio.gather(*(a.decision(Target(f"svc-{i}")) for i in range(3)), a.decision(Target("svc-0")))
     assert provider.calls == 3
+
+
+async def test_what_arrives_during_a_measurement_gathers_into_the_next_batch() -> None:
+    provider = CountingProvider(delay=0.05)
+    a = analyzer(provider)
+    first = asyncio.create_task(a.decision(Target("svc-first")))
+    await asyncio.sleep(0.02)  # the first batch is now being measured
+    later = []
+    for i in range(100):
+        later.append(asyncio.create_task(a.decision(Target(f"svc-{i}"))))
+        if i % 10 == 0:
+            await asyncio.sleep(0.006)  # arrivals spread over several batching windows
+    await asyncio.gather(first, *later)
+    assert [len(b) for b in provider.batches] == [1, 100]

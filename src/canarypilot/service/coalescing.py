@@ -7,7 +7,8 @@ Argo asks every few seconds per rollout, and a busy cluster has many rollouts. T
 * concurrent requests for the same pair of versions wait on one shared future;
 * requests for different services arriving within ``batch_window_seconds`` are
   measured together with one ``snapshot_many`` call, which the Prometheus provider
-  answers with four queries whatever the number of services.
+  answers with four queries whatever the number of services; while one batch is
+  being measured, the next one gathers.
 
 The time source is an injectable ``Clock`` so the cache can be tested without waiting.
 """
@@ -62,6 +63,7 @@ class Analyzer:
         self._inflight: dict[Target, asyncio.Future[Decision]] = {}
         self._pending: list[Target] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._current: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.counters = Counters()
         self.last_success: float | None = None
@@ -85,14 +87,20 @@ class Analyzer:
         return await asyncio.shield(future)
 
     async def _flush_after_window(self) -> None:
-        if self._window > 0:
-            await asyncio.sleep(self._window)
-        else:
-            await asyncio.sleep(0)
+        await asyncio.sleep(self._window)
+        # One batch in flight at a time: what arrives meanwhile waits and joins the next
+        # batch, so a burst of N services costs a few batches, not one per window.
+        if self._current is not None:
+            await asyncio.wait({self._current})
         batch, self._pending, self._flusher = self._pending, [], None
-        task = asyncio.create_task(self._measure(batch))
+        self._current = task = asyncio.create_task(self._measure(batch))
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if self._current is task:
+            self._current = None
 
     async def _measure(self, batch: Sequence[Target]) -> None:
         self.counters.batches += 1
