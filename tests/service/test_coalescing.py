@@ -147,7 +147,7 @@ async def test_providers_without_batching_are_asked_per_target() -> None:
 
 
 async def test_what_arrives_during_a_measurement_gathers_into_the_next_batch() -> None:
-    provider = CountingProvider(delay=0.05)
+    provider = CountingProvider(delay=0.2)
     a = analyzer(provider)
     first = asyncio.create_task(a.decision(Target("svc-first")))
     await asyncio.sleep(0.02)  # the first batch is now being measured
