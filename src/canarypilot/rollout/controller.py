@@ -336,15 +336,18 @@ class RolloutController:
         return state
 
     async def _route(self, weight: float) -> float:
-        """Set the weight and read it back; retry with backoff; raise after the last retry."""
+        """Set the weight (and read it back, except for a rollback); retry with backoff;
+        raise after the last retry."""
         delay = self.policy.router_backoff_seconds
         retries = self.policy.router_retries
         for attempt in range(retries + 1):
             try:
                 if weight == 0.0:
+                    # reset() returns only once the router confirms 0 % (the Router contract);
+                    # no extra read-back on the path where every millisecond is canary traffic.
                     await self.router.reset()
-                else:
-                    await self.router.set_weight(weight)
+                    return 0.0
+                await self.router.set_weight(weight)
                 confirmed = await self.router.get_weight()
                 # Argo Rollouts picks its own step weights: any answer confirms a forward move.
                 follows_steps = getattr(self.router, "weights_are_steps", False) and weight > 0
