@@ -33,14 +33,17 @@ class StaticMetrics:
         self._now = now
         self._window = window_seconds
 
-    async def snapshot(self, target: Target) -> Snapshot:
+    async def snapshot(self, target: Target, *, window_seconds: float | None = None) -> Snapshot:
         self.calls += 1
         if not self.online:
             raise MetricsUnavailable("static metrics are offline")
-        return Snapshot(target, self.stable, self.canary, at=self._now(), window_seconds=self._window)
+        window = self._window if window_seconds is None else window_seconds
+        return Snapshot(target, self.stable, self.canary, at=self._now(), window_seconds=window)
 
-    async def snapshot_many(self, targets: Sequence[Target]) -> Mapping[Target, Snapshot]:
-        return {t: await self.snapshot(t) for t in targets}
+    async def snapshot_many(
+        self, targets: Sequence[Target], *, window_seconds: float | None = None
+    ) -> Mapping[Target, Snapshot]:
+        return {t: await self.snapshot(t, window_seconds=window_seconds) for t in targets}
 
     async def is_online(self) -> bool:
         return self.online
