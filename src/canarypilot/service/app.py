@@ -20,6 +20,7 @@ port. Every answer is JSON. The HTTP status says who must act:
 from __future__ import annotations
 
 import contextlib
+import functools
 import hmac
 import json
 import logging
@@ -143,10 +144,11 @@ def create_app(
             }
             return json_response(body, 502)
         metrics.observe(decision, time.perf_counter() - started)
+        if asked.target_weight is None:
+            return Response(_encoded(decision), media_type="application/json")
         out = decision.to_dict()
-        if asked.target_weight is not None:
-            out["target_weight"] = asked.target_weight
-            out["gate"] = gate(decision, asked.target_weight)
+        out["target_weight"] = asked.target_weight
+        out["gate"] = gate(decision, asked.target_weight)
         return json_response(out)
 
     async def healthz(request: Request) -> Response:
@@ -195,6 +197,12 @@ def create_app(
     app.state.analyzer = analyzer
     app.state.metrics = metrics
     return app
+
+
+@functools.lru_cache(maxsize=1024)
+def _encoded(decision: Decision) -> bytes:
+    """The JSON of a decision, encoded once however often the cache serves it."""
+    return json.dumps(decision.to_dict(), separators=(",", ":"), allow_nan=False).encode()
 
 
 async def _read_body(request: Request, limit: int) -> bytes | None:

@@ -30,6 +30,7 @@ class ServiceMetrics:
         self.registry = registry or CollectorRegistry(auto_describe=True)
         self._max_services = max_tracked_services
         self._services: set[str] = set()
+        self._shown: dict[str, Decision] = {}
         r = self.registry
         self.latency_delta = Gauge(
             "canary_latency_delta",
@@ -85,11 +86,14 @@ class ServiceMetrics:
         if decision.target is None:
             return
         service = decision.target.service
+        if self._shown.get(service) is decision:
+            return  # a cached decision: the gauges already show it
         if service not in self._services:
             if len(self._services) >= self._max_services:
                 self.untracked.inc()
                 return
             self._services.add(service)
+        self._shown[service] = decision
         _set(self.latency_delta.labels(service), decision.latency_delta)
         _set(self.error_delta.labels(service), decision.error_delta)
         _set(self.safe_weight.labels(service), decision.safe_weight)
