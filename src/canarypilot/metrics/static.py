@@ -43,6 +43,8 @@ class StaticMetrics:
     async def snapshot_many(
         self, targets: Sequence[Target], *, window_seconds: float | None = None
     ) -> Mapping[Target, Snapshot]:
+        if window_seconds is None:  # keep subclasses that override snapshot(target) working
+            return {t: await self.snapshot(t) for t in targets}
         return {t: await self.snapshot(t, window_seconds=window_seconds) for t in targets}
 
     async def is_online(self) -> bool:
