@@ -196,9 +196,11 @@ def status(
     typer.echo(f"phase     {state.phase.value}")
     typer.echo(f"weight    {state.weight:g}%   step {state.step} of {state.steps}")
     if last:
+        lat, err, safe = last.get("latency_delta"), last.get("error_delta"), last.get("safe_weight")
         typer.echo(
-            f"analysis  {last.get('status')}: p99 delta {last.get('latency_delta')}, "
-            f"error delta {last.get('error_delta')}, safe weight {last.get('safe_weight')}"
+            f"analysis  {last.get('status')}: p99 delta {'n/a' if lat is None else f'{lat:+.1%}'}, "
+            f"error delta {'n/a' if err is None else f'{err * 100:+.2f} pts'}, "
+            f"safe weight {'n/a' if safe is None else f'{safe:g}%'}"
         )
     if state.reasons:
         typer.echo(f"reasons   {'; '.join(state.reasons)}")
