@@ -6,7 +6,7 @@
 // github.com/argoproj/argo-rollouts/analysis.Controller (pinned in go.mod) over fake
 // Kubernetes clientsets, exactly as the controller does in a cluster. The cases (which
 // AnalysisTemplate, which arguments, which phases to expect) come from the pytest
-// wrapper tests/contract/test_argo_contract.py, which also starts Prometheus and the
+// wrapper tests/contract/argo/test_argo_contract.py, which also starts Prometheus and the
 // analysis service:
 //
 //	CANARYPILOT_CONTRACT_CASES=/path/cases.json go test ./...
@@ -78,7 +78,7 @@ type MetricExpected struct {
 func loadCases(t *testing.T) []Case {
 	path := os.Getenv("CANARYPILOT_CONTRACT_CASES")
 	if path == "" {
-		t.Skip("CANARYPILOT_CONTRACT_CASES is not set: run through tests/contract/test_argo_contract.py")
+		t.Skip("CANARYPILOT_CONTRACT_CASES is not set: run through tests/contract/argo/test_argo_contract.py")
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {

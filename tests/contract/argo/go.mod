@@ -1,5 +1,5 @@
 // Contract test: Argo Rollouts' own analysis code against a live `canarypilot serve`.
-// Built and run by tests/contract/test_argo_contract.py; see docs/argo.md.
+// Built and run by tests/contract/argo/test_argo_contract.py; see docs/argo.md.
 module github.com/canarypilot/canarypilot/tests/contract/argo
 
 go 1.21
