@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from canarypilot.clock import Clock, SystemClock
 from canarypilot.metrics.base import BatchMetricsProvider, MetricsProvider
@@ -35,7 +35,6 @@ class Counters:
     shared: int = 0
     analysed: int = 0
     batches: int = 0
-    batch_sizes: list[int] = field(default_factory=list)
 
 
 class Analyzer:
@@ -104,7 +103,6 @@ class Analyzer:
 
     async def _measure(self, batch: Sequence[Target]) -> None:
         self.counters.batches += 1
-        self.counters.batch_sizes.append(len(batch))
         try:
             snapshots = await self._snapshots(batch)
         except asyncio.CancelledError:
