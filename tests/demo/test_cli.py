@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from typer.testing import CliRunner
 
@@ -30,4 +32,11 @@ def test_bad_flags_exit_2_with_one_line_and_no_traceback(args: list[str], messag
     assert result.exit_code == 2
     assert message in result.output
     assert "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_a_report_path_that_is_a_directory_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["demo", "--report", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "is a directory" in result.output
     assert len(result.output.strip().splitlines()) == 1

@@ -82,6 +82,12 @@ def demo(
             from canarypilot._exceptions import ConfigError
 
             raise ConfigError(f"unknown --backend {backend!r}; use auto, real or embedded") from None
+        if report is not None and report.is_dir():
+            from canarypilot._exceptions import ConfigError
+
+            raise ConfigError(
+                f"--report {report} is a directory; give a file name such as {report}/report.html"
+            )
         base = FAST if fast else Pacing()
         pacing = Pacing(duration=duration or base.duration, rps=rps)
         options = DemoOptions(
