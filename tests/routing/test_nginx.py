@@ -42,3 +42,12 @@ async def test_weight_is_read_back_from_the_include(tmp_path: Path) -> None:
     include.write_text("upstream app { server a:1; }\n")
     with pytest.raises(RouterError, match="not written by canarypilot"):
         await router.get_weight()
+
+
+def test_only_workers_that_accept_connections_count(tmp_path: Path) -> None:
+    import os
+
+    from canarypilot.routing.nginx import _serving, serving_workers
+
+    assert serving_workers(os.getpid()) == set()  # pytest has no nginx workers
+    assert _serving({os.getpid(), 2**22 + 1}) == set()  # not a worker; no such process

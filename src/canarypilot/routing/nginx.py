@@ -115,9 +115,10 @@ class NginxRouter:
             else:
                 self._write(previous)
             raise
-        await self._reload()
+        retiring = await self._reload()
         if self.confirm_url:
             await self._confirm(f"{weight:g} {generation}")
+        await self._wait_retired(retiring)
 
     async def get_weight(self) -> float:
         text = self._read()
@@ -174,15 +175,34 @@ class NginxRouter:
         if proc.returncode != 0:
             raise RouterError(f"nginx {' '.join(args)} failed: {err.decode(errors='replace').strip()[-500:]}")
 
-    async def _reload(self) -> None:
+    async def _reload(self) -> set[int]:
+        """Reload nginx; returns the pids of the workers that must stop accepting."""
         if self.pid_file is None:
             await self._nginx("-s", "reload")
-            return
+            return set()
         try:
             pid = int(self.pid_file.read_text().strip())
+            workers = serving_workers(pid)
             os.kill(pid, signal.SIGHUP)
         except (OSError, ValueError) as exc:
             raise RouterUnavailable(f"cannot signal nginx (pid file {self.pid_file}): {exc}") from exc
+        return workers
+
+    async def _wait_retired(self, workers: set[int]) -> None:
+        """Until every worker of the old configuration has stopped accepting connections.
+
+        After a reload the master starts new workers first and tells the old ones to
+        shut down next; in between both accept, so a new generation answering once does
+        not prove that no new request reaches the old split. An old worker renames
+        itself "worker process is shutting down" when it closes its listening sockets
+        (its open connections finish their current request).
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout_seconds
+        while workers & _serving(workers):
+            if loop.time() > deadline:
+                raise RouterUnavailable(f"old nginx workers {sorted(workers)} still accept connections")
+            await asyncio.sleep(0.005)  # a router-internal poll, not rollout time
 
     async def _confirm(self, expected: str) -> None:
         assert self.confirm_url is not None
@@ -202,3 +222,29 @@ class NginxRouter:
         raise RouterUnavailable(
             f"nginx did not confirm the new weight within {self.timeout_seconds:g}s ({seen!r})"
         )
+
+
+def serving_workers(master: int) -> set[int]:
+    """Pids of ``master``'s workers that accept connections (Linux /proc; empty elsewhere)."""
+    out: set[int] = set()
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            stat = (entry / "stat").read_text()
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == master:
+            out |= _serving({int(entry.name)})
+    return out
+
+
+def _serving(pids: set[int]) -> set[int]:
+    alive = set()
+    for pid in pids:
+        try:
+            title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").strip()
+        except OSError:
+            continue  # exited
+        if title.startswith(b"nginx: worker process") and b"shutting down" not in title:
+            alive.add(pid)
+    return alive
