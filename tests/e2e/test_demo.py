@@ -137,6 +137,9 @@ def test_an_interrupted_demo_stops_everything_it_started(sig: signal.Signals, tm
         time.sleep(0.5)
         children = _children(proc.pid)
     assert len(children) == 2
+    assert proc.stdout is not None
+    while "router: canary weight set" not in proc.stdout.readline():  # mid-rollout, not at start-up
+        assert time.monotonic() < deadline and proc.poll() is None
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == (130 if sig is signal.SIGINT else 143)
