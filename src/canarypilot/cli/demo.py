@@ -48,7 +48,7 @@ def demo(
         "--duration",
         "-d",
         help="Roughly how long a promoting rollout takes, in seconds; pauses and windows scale with it "
-        "[60; 40 with --fast].",
+        "(default: 60; 40 with --fast).",
     ),
     fast: bool = typer.Option(False, "--fast", help="The CI preset: shorter pauses, same real traffic."),
     rps: float = typer.Option(300.0, "--rps", help="Requests per second the simulated users send."),
@@ -62,10 +62,14 @@ def demo(
         "and scraper.",
     ),
     state_dir: Path | None = typer.Option(
-        None, "--state-dir", help="Directory for this run's audit log, report and data [a new temp dir]."
+        None,
+        "--state-dir",
+        help="Directory for this run's audit log, report and data (default: a new temp dir).",
     ),
     report: Path | None = typer.Option(
-        None, "--report", help="Where to write the HTML report (PNG charts beside it) [RUN_DIR/report.html]."
+        None,
+        "--report",
+        help="Where to write the HTML report (PNG charts beside it; default: RUN_DIR/report.html).",
     ),
     seed: int | None = typer.Option(None, "--seed", help="Seed for the services' randomness."),
 ) -> None:
