@@ -156,7 +156,7 @@ def create_app(
         last = analyzer.last_success
         stale = last is None or now - last > conf.ready_within_seconds
         if stale and await provider.is_online():
-            analyzer.last_success = last = clock.now()
+            analyzer.last_success = last = now = clock.now()
         if last is not None and now - last <= conf.ready_within_seconds:
             return json_response({"status": "ready", "prometheus_answered_seconds_ago": round(now - last, 3)})
         return json_response({"status": "not ready", "error": "Prometheus has not answered recently"}, 503)

@@ -161,7 +161,7 @@ func TestArgoAnalysisAgainstCanarypilot(t *testing.T) {
 func (h *harness) analyse(t *testing.T, c Case) *v1alpha1.AnalysisRun {
 	ctx := context.Background()
 	for name, data := range c.Secrets {
-		secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace}, StringData: data}
+		secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace}}
 		secret.Data = map[string][]byte{}
 		for k, v := range data {
 			secret.Data[k] = []byte(v)

@@ -108,10 +108,12 @@ def article_template(url: str, workdir: Path) -> Path:
     return path
 
 
-def rendered_template(analyzer: str, workdir: Path) -> Path:
-    options = ArgoOptions(service="unused", image="unused:1", analyzer_url=analyzer)
+def rendered_template(analyzer: str, workdir: Path, token_secret: str | None = None) -> Path:
+    options = ArgoOptions(
+        service="unused", image="unused:1", analyzer_url=analyzer, token_secret=token_secret
+    )
     doc = next(d for d in render_argo(options, Settings()) if d["kind"] == "AnalysisTemplate")
-    path = workdir / "rendered-gate.yaml"
+    path = workdir / f"rendered-gate-{token_secret or 'open'}.yaml"
     path.write_text(yaml.safe_dump(doc))
     return path
 
@@ -122,7 +124,10 @@ FAST = {"slo-guard": {"interval": "1s", "initialDelay": "1s"}, "safe-weight": {"
 GUARD_OK = ["Successful"] * 5
 
 
-def cases(live: Served, down: Served, workdir: Path) -> list[dict[str, Any]]:
+TOKEN = "contract-test-token"
+
+
+def cases(live: Served, down: Served, guarded: Served, workdir: Path) -> list[dict[str, Any]]:
     gate = str(rendered_template(live.url, workdir))
 
     def article(name: str, server: Served, service: str, expect: dict[str, Any]) -> dict[str, Any]:
@@ -186,6 +191,18 @@ def cases(live: Served, down: Served, workdir: Path) -> list[dict[str, Any]]:
                 },
             },
         ),
+        # The token: Argo resolves the argument from the Secret and sends it as a header.
+        {
+            "name": "gate-healthy-token-from-secret",
+            "template": str(rendered_template(guarded.url, workdir, token_secret="analyzer-token")),
+            "args": {"service": "healthy", "target-weight": "100"},
+            "secrets": {"analyzer-token": {"token": TOKEN}},
+            "durations": FAST,
+            "expect": {
+                "run": "Successful",
+                "metrics": {"safe-weight": {"phase": "Successful", "value": '"pass"'}},
+            },
+        },
         rendered("gate-regressed", "regressed", 20, failed_guard),
         rendered("gate-error-regressed", "error-regressed", 20, failed_guard),
         rendered(
@@ -204,25 +221,27 @@ def cases(live: Served, down: Served, workdir: Path) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Served, Served]]:
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Served, Served, Served]]:
     work = tmp_path_factory.mktemp("argo-contract")
+    token_file = work / "token"
+    token_file.write_text(TOKEN)
     with (
         live_prometheus(work / "prometheus") as prom,
         serve(prom.url, work / "serve") as live,
         serve(f"http://127.0.0.1:{free_port()}", work / "serve-down") as down,
+        serve(prom.url, work / "serve-token", "--token-file", str(token_file)) as guarded,
     ):
-        yield live, down
+        yield live, down, guarded
 
 
 def test_argo_judges_canarypilot_answers_as_documented(
-    servers: tuple[Served, Served], tmp_path: Path
+    servers: tuple[Served, Served, Served], tmp_path: Path
 ) -> None:
     go = go_binary()
     if go is None:
         pytest.skip("Go is not installed: the Argo contract test needs it (see docs/argo.md)")
     binary = contract_binary(go)
-    live, down = servers
-    all_cases = cases(live, down, tmp_path)
+    all_cases = cases(*servers, tmp_path)
     cases_file = tmp_path / "cases.json"
     cases_file.write_text(json.dumps(all_cases, indent=2))
     result = subprocess.run(
