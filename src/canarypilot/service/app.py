@@ -101,6 +101,21 @@ def create_app(
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         return json_response(body, status, headers)
 
+    def backend_failure(
+        request: Request,
+        status: int,
+        kind: str,
+        error: str,
+        exc: Exception,
+        headers: dict[str, str] | None = None,
+    ) -> Response:
+        metrics.backend_errors.labels(kind).inc()
+        detail = _scrub(str(exc))
+        log.warning(error, extra={**_ids(request), "error": detail})
+        return json_response(
+            {"status": "error", "error": error, "detail": detail, **_ids(request)}, status, headers
+        )
+
     async def analyze(request: Request) -> Response:
         started = time.perf_counter()
         if expected is not None:
@@ -124,25 +139,12 @@ def create_app(
         RequestContext.of(request.scope).service = asked.target.service
         try:
             decision = await analyzer.decision(asked.target)
-        except TemporaryError as exc:
-            metrics.backend_errors.labels("unavailable").inc()
-            log.warning("metrics backend failed", extra={**_ids(request), "error": _scrub(str(exc))})
-            kind = "metrics backend unavailable" if isinstance(exc, MetricsUnavailable) else "backend failed"
+        except TemporaryError as exc:  # unreachable or failing: Argo retries an Error
+            error = "metrics backend unavailable" if isinstance(exc, MetricsUnavailable) else "backend failed"
             retry = {"Retry-After": str(max(1, round(exc.delay)))}
-            body = {"status": "error", "error": kind, "detail": _scrub(str(exc)), **_ids(request)}
-            return json_response(body, 503, retry)
-        except PermanentError as exc:
-            metrics.backend_errors.labels("rejected").inc()
-            log.error(
-                "metrics backend rejected the query", extra={**_ids(request), "error": _scrub(str(exc))}
-            )
-            body = {
-                "status": "error",
-                "error": "metrics backend rejected the query",
-                "detail": _scrub(str(exc)),
-                **_ids(request),
-            }
-            return json_response(body, 502)
+            return backend_failure(request, 503, "unavailable", error, exc, retry)
+        except PermanentError as exc:  # the query was refused: a configuration problem
+            return backend_failure(request, 502, "rejected", "metrics backend rejected the query", exc)
         metrics.observe(decision, time.perf_counter() - started)
         if asked.target_weight is None:
             return Response(_encoded(decision), media_type="application/json")
