@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -135,7 +134,3 @@ def json_logging(level: int = logging.INFO) -> logging.Handler:
         logger.setLevel(level)
         logger.propagate = False
     return handler
-
-
-def elapsed_since(started: float) -> float:
-    return time.perf_counter() - started
