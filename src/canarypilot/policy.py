@@ -128,7 +128,39 @@ class SLOPolicy(_Section):
         120.0, gt=0, description="Hold when the newest sample is older than this (stale series)."
     )
     severe_factor: float = Field(
-        2.0, ge=1, description="A violation this many times a threshold is severe: roll back at once."
+        2.0,
+        ge=1,
+        description=(
+            "A violation this many times a threshold is severe: roll back at once, when the "
+            "evidence is conclusive (see confidence_z)."
+        ),
+    )
+    confidence_z: float = Field(
+        2.0,
+        ge=0,
+        description=(
+            "Standard errors a reading must clear to count as evidence (one-sided, 2: ~97.7%): "
+            "a violation counts when the canary is worse than stable by more than this many "
+            "standard errors; 0 judges the point estimates alone, as the article did."
+        ),
+    )
+    latency_tail_index: float = Field(
+        4.0,
+        gt=0,
+        description=(
+            "Assumed local tail index of the latency distribution at the quantile (the share of "
+            "requests slower than x falls like x^-index): turns the binomial uncertainty of the "
+            "quantile's rank into milliseconds. Lower is heavier-tailed and more cautious; a "
+            "log-normal with p99 = 3.2 x median has 5.3."
+        ),
+    )
+    min_tail_requests: float = Field(
+        3.0,
+        ge=0,
+        description=(
+            "A severe latency rollback, or an early advance, needs at least this many canary "
+            "requests expected beyond the quantile (requests x (1 - quantile)): 3 at p99 is 300 requests."
+        ),
     )
 
 
@@ -296,22 +328,56 @@ class RolloutPolicy(_Section):
 
     pauses_seconds: list[float] = Field(
         default_factory=lambda: [60.0, 90.0, 120.0, 180.0],
-        description="Pause before each analysis; the article's schedule. After the last one passes, promote.",
+        description=(
+            "Longest stay at each weight (the article's schedule); analyses run throughout and a "
+            "conclusive pass advances earlier. After the last step passes, promote."
+        ),
     )
     max_growth_factor: float = Field(2.0, ge=1, description="A step may at most multiply the weight by this.")
     scrape_lag_seconds: float = Field(
-        15.0, ge=0, description="How far metrics lag behind traffic; added to the window guard."
+        15.0, ge=0, description="How far metrics lag behind traffic; the window guard discounts it."
     )
     min_window_seconds: float = Field(
         30.0,
         gt=0,
         description=(
-            "Shortest analysis window the judge is given: two scrapes at the default 15s interval, "
-            "so rate() has two samples. Shorter: wait."
+            "Least part of the analysis window older than scrape_lag_seconds (published samples): "
+            "two scrapes at the default 15s interval, so rate() has two samples. Shorter: wait."
         ),
     )
     analysis_interval_seconds: float = Field(
-        30.0, gt=0, description="While holding, analyse again after this long."
+        15.0,
+        gt=0,
+        description=(
+            "Analyse this often while a step's pause runs and while holding: one scrape interval, "
+            "so each analysis sees new samples."
+        ),
+    )
+    window_tail_requests: float = Field(
+        50.0,
+        ge=0,
+        description=(
+            "Judge the most recent window expected to hold this many canary requests beyond the "
+            "quantile (50 at p99: 5,000 requests), so a regression in the middle of a step is not "
+            "diluted by older traffic; 0: always the longest window allowed."
+        ),
+    )
+    bake_fraction: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description=(
+            "Never promote to 100% before this share of the schedule (the sum of pauses_seconds) "
+            "has run, however conclusive the evidence: some regressions come with time (a leak, "
+            "a cron job, a cache expiring). 0.5 of the article's 450 s: 225 s."
+        ),
+    )
+    early_advance: bool = Field(
+        True,
+        description=(
+            "Advance before the step's pause has elapsed when an analysis shows the canary "
+            "conclusively within the SLO (upper confidence bounds below both thresholds)."
+        ),
     )
     max_duration_seconds: float | None = Field(
         None,

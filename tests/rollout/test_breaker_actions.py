@@ -46,8 +46,14 @@ async def test_severe_violation_rolls_back_at_once(clock: FakeClock) -> None:
         make_spec(), metrics=metrics, router=router, clock=clock, on_event=events.append
     ).run()
     assert outcome.phase is Phase.ROLLED_BACK
-    verdicts = [e.data["action"] for e in events if e.kind is EventKind.VERDICT]
-    assert verdicts == ["proceed", "rollback"]
+    verdicts = [e for e in events if e.kind is EventKind.VERDICT]
+    # 5 % passes at 45 s and at the end of its 60 s pause; at 10 % the canary turns bad at
+    # 100 s: the looks whose window still holds the warm-up after the change hold ...
+    assert [v.data["action"] for v in verdicts] == ["proceed", "proceed", "hold", "hold", "rollback"]
+    assert all("warm-up" in v.data["reasons"][-1] for v in verdicts[2:4])
+    # ... and the first clean window (30 s warm-up + 45 s) rolls back at once, uncounted before
+    assert verdicts[-1].at - 1_000_000 == 60 + 30 + 45
+    assert verdicts[-1].data["consecutive_violations"] == 1
     assert any("severe" in r for r in outcome.reasons)
 
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import pytest
+
 from canarypilot.clock import FakeClock
 from canarypilot.rollout import EventKind, Phase, RolloutController
 from canarypilot.routing import RecordingRouter
@@ -11,14 +15,23 @@ from tests.rollout.fakes import Health, ScriptedMetrics, make_spec
 async def test_healthy_canary_doubles_each_step_then_promotes(clock: FakeClock) -> None:
     router = RecordingRouter()
     metrics = ScriptedMetrics(clock)
-    outcome = await RolloutController(make_spec(), metrics=metrics, router=router, clock=clock).run()
+    events: list = []
+    outcome = await RolloutController(
+        make_spec(), metrics=metrics, router=router, clock=clock, on_event=events.append
+    ).run()
 
     assert outcome.phase is Phase.PROMOTED
     # safe weight is 100 throughout, so only the growth cap (x2) limits the steps
     assert router.history == [5.0, 10.0, 20.0, 40.0, 100.0]
-    # the article's pauses: 60 + 90 + 120 + 180 s before the four analyses
+    # 1,000 canary requests (10 beyond the p99) never make a conclusive pass, so every step
+    # lasts its full pause: the article's 60 + 90 + 120 + 180 s
     assert clock.now() - 1_000_000.0 == 450.0
-    assert len(metrics.calls) == 4
+    # analysed every 15 s from the end of the window guard (45 s) to the end of each pause
+    changes = [e.at for e in events if e.kind is EventKind.ROUTER]
+    for start, end in zip(changes, changes[1:], strict=False):
+        looks = [at for at, _ in metrics.calls if start < at <= end]
+        assert looks[0] - start == 45 and looks[-1] == end
+        assert all(b - a == 15 for a, b in zip(looks, looks[1:], strict=False))
 
 
 async def test_weight_follows_the_safe_weight_down_when_deltas_worsen(clock: FakeClock) -> None:
@@ -45,7 +58,7 @@ async def test_growth_cap_is_configurable(clock: FakeClock) -> None:
 async def test_window_never_reaches_back_before_the_last_weight_change(clock: FakeClock) -> None:
     events = []
     metrics = ScriptedMetrics(clock)
-    spec = make_spec(rollout={"scrape_lag_seconds": 20}, query={"window": "5m"})
+    spec = make_spec(rollout={"scrape_lag_seconds": 20, "window_tail_requests": 0}, query={"window": "5m"})
     await RolloutController(
         spec, metrics=metrics, router=RecordingRouter(), clock=clock, on_event=events.append
     ).run()
@@ -54,8 +67,36 @@ async def test_window_never_reaches_back_before_the_last_weight_change(clock: Fa
     for at, window in metrics.calls:
         last_change = max(c for c in changes if c < at)
         assert window is not None
-        assert at - window >= last_change + 20 - 1e-9
-        assert 30 <= window <= 300
+        # samples stamped after the change count only traffic at the new weight ...
+        assert at - window >= last_change - 1e-9
+        # ... and at least min_window_seconds of the window is older than the scrape lag
+        assert 30 + 20 <= window <= 300
+
+
+async def test_window_shrinks_to_the_recent_samples_at_high_traffic(clock: FakeClock) -> None:
+    # 200 requests/s in all; fifty requests beyond the p99 need 5,000 canary requests: 250 s
+    # at 10 % (the whole window since the change), 62.5 s + 15 s of lag at 40 %.
+    router = RecordingRouter()
+
+    class Traffic(ScriptedMetrics):
+        async def snapshot(self, target, *, window_seconds=None):  # type: ignore[no-untyped-def]
+            snap = await super().snapshot(target, window_seconds=window_seconds)
+            served = 200 * router.weight / 100 * (window_seconds or 300)
+            return replace(snap, canary=replace(snap.canary, requests=served))
+
+    metrics = Traffic(clock)
+    events: list = []
+    spec = make_spec(rollout={"early_advance": False})  # each step lasts its whole pause
+    await RolloutController(spec, metrics=metrics, router=router, clock=clock, on_event=events.append).run()
+    at_40 = next(e.at for e in events if e.kind is EventKind.ROUTER and e.data["requested"] == 40.0)
+    # the window starts after the 30 s warm-up; once that stretch is longer than needed it slides
+    late = [window for at, window in metrics.calls if at >= at_40 + 30 + 77.5]
+    assert late and all(window == pytest.approx(77.5) for window in late)
+    at_10 = next(e.at for e in events if e.kind is EventKind.ROUTER and e.data["requested"] == 10.0)
+    at_20 = next(e.at for e in events if e.kind is EventKind.ROUTER and e.data["requested"] == 20.0)
+    # at 10 % no allowed window holds enough, so each is the longest allowed: from the change,
+    # then (once 45 s of it are published) from the end of the 30 s warm-up
+    assert [w for at, w in metrics.calls if at_10 < at <= at_20] == [45.0, 60.0, 45.0, 60.0]
 
 
 async def test_too_short_a_window_waits_instead_of_judging(clock: FakeClock) -> None:

@@ -78,7 +78,7 @@ def test_simulate_prints_timeline_and_outcome() -> None:
     lines = result.stdout.splitlines()
     assert lines[0] == "scenario latency-regression-100 (rollback), strategy canarypilot, seed 1"
     assert any("router: canary at 5%" in line for line in lines)
-    assert "outcome: rolled_back" in result.stdout and "time to detect: 60 s" in result.stdout
+    assert "outcome: rolled_back" in result.stdout and "time to detect: 75 s" in result.stdout
 
 
 def test_simulate_json_is_deterministic(tmp_path: Path) -> None:

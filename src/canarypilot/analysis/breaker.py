@@ -1,15 +1,28 @@
 """The circuit breaker: decisions in, actions out, so one bad scrape never rolls back.
 
-Rules (defaults in ``BreakerPolicy``):
+Rules (defaults in ``BreakerPolicy`` and ``SLOPolicy``):
 
 * a ``proceed`` decision clears the count of violations in a row;
 * a ``hold`` decision keeps the count as it is;
-* a violation first holds; ``consecutive_violations`` in a row roll back;
-* a severe violation (``severe_factor`` times a threshold) rolls back at once;
-* during ``warmup_seconds`` after a weight change, latency-only violations hold
-  and are not counted (cache warm-up); error violations always count;
+* a violation *counts* only when it is beyond the noise of its sample (the
+  lower confidence bound of the delta is above zero, see ``evidence.py``) and
+  is judged on a window that starts after the previous counted violation's
+  (separate evidence, never the same samples read twice); otherwise it holds,
+  uncounted;
+* ``consecutive_violations`` counted violations in a row roll back;
+* a severe violation (``severe_factor`` times a threshold) rolls back at once
+  when the evidence is conclusive (even the lower confidence bound breaks the
+  threshold, with enough samples): a p99 from a few hundred requests is not
+  enough to skip the two-in-a-row rule, 50 % errors are;
+* a latency violation judged on a window that reaches into the
+  ``warmup_seconds`` after a weight change neither counts nor rolls back
+  (cache warm-up); error violations always count;
 * metrics unavailable: hold, and roll back once the outage lasts longer than
   ``metrics_outage_seconds`` (fail toward stable).
+
+Without ``evidence`` every violation is taken at face value (beyond the noise
+and conclusive), and without ``window_start`` the window is taken to end where
+it starts, at ``now``: the rules of the article's point estimates.
 
 The state is a frozen value passed in and returned, so the controller can
 persist it and the simulator can replay it; nothing here reads a clock.
@@ -19,18 +32,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from canarypilot.model import Action, Decision, Status, Verdict, ViolationKind
+from canarypilot.analysis.evidence import Evidence
+from canarypilot.model import Action, Decision, Status, Verdict, Violation, ViolationKind
 from canarypilot.policy import BreakerPolicy
 
 _DEFAULT = BreakerPolicy()  # type: ignore[call-arg]
+#: Window edges closer than this are the same instant (float arithmetic on timestamps).
+_EDGE = 1e-6
 
 
 @dataclass(frozen=True, slots=True)
 class BreakerState:
-    """What the breaker remembers between decisions."""
+    """What the breaker remembers between decisions.
+
+    ``evidence_until`` is when the last counted violation was judged: the next one
+    counts only on a window that starts at or after it.
+    """
 
     consecutive: int = 0
     outage_since: float | None = None
+    evidence_until: float | None = None
 
 
 def assess(
@@ -40,46 +61,92 @@ def assess(
     now: float,
     last_weight_change: float | None,
     policy: BreakerPolicy = _DEFAULT,
+    evidence: Evidence | None = None,
+    window_start: float | None = None,
 ) -> tuple[Verdict, BreakerState]:
-    """Turn one decision into an action, given what came before."""
+    """Turn one decision into an action, given what came before.
+
+    ``evidence`` (from ``evidence.weigh``) tells noise from signal; ``window_start``
+    is where the decision's window began (default ``now``).
+    """
     state = replace(state, outage_since=None)
     if decision.status is Status.PROCEED:
-        return Verdict(Action.PROCEED, decision.weight, decision, decision.reasons, 0), replace(
-            state, consecutive=0
-        )
+        verdict = Verdict(Action.PROCEED, decision.weight, decision, decision.reasons, 0)
+        return verdict, replace(state, consecutive=0, evidence_until=None)
     if decision.status is Status.HOLD:
         return (
             Verdict(Action.HOLD, None, decision, decision.reasons, state.consecutive),
             state,
         )
 
-    kinds = {v.kind for v in decision.violations}
-    in_warmup = last_weight_change is not None and now - last_weight_change < policy.warmup_seconds
-    if in_warmup and kinds == {ViolationKind.LATENCY}:
-        reasons = (
-            *decision.reasons,
-            f"within the {policy.warmup_seconds:g}s warm-up after a weight change: "
-            "latency-only violation held, not counted",
-        )
+    start = now if window_start is None else window_start
+    in_warmup = last_weight_change is not None and start - last_weight_change < policy.warmup_seconds
+    eligible = [v for v in decision.violations if not (in_warmup and v.kind is ViolationKind.LATENCY)]
+
+    def hold(*why: str) -> tuple[Verdict, BreakerState]:
+        reasons = (*decision.reasons, *why)
         return Verdict(Action.HOLD, None, decision, reasons, state.consecutive), state
 
-    severe = [v for v in decision.violations if v.severe]
+    if not eligible:
+        return hold(
+            f"the window reaches into the {policy.warmup_seconds:g}s warm-up after a weight change: "
+            "latency-only violation held, not counted"
+        )
+
+    notes = [_describe(v, evidence) for v in eligible]
+    immediate = [v for v in eligible if v.severe and _conclusive(v, evidence)]
     count = state.consecutive + 1
-    new_state = replace(state, consecutive=count)
-    if severe:
-        reasons = (*decision.reasons, "severe violation: rolling back at once")
+    if immediate:
+        reasons = (*decision.reasons, *notes, "severe violation, conclusive evidence: rolling back at once")
+        new_state = replace(state, consecutive=count, evidence_until=now)
         return Verdict(Action.ROLLBACK, 0.0, decision, reasons, count), new_state
+
+    counted = [v for v in eligible if _beyond_noise(v, evidence)]
+    if not counted:
+        return hold(*notes, "within the noise of the sample: held, not counted")
+    if state.evidence_until is not None and start < state.evidence_until - _EDGE:
+        return hold(
+            *notes,
+            f"judged on samples the previous violation already counted: held, not counted "
+            f"(violation {state.consecutive} of {policy.consecutive_violations} stands)",
+        )
+    new_state = replace(state, consecutive=count, evidence_until=now)
     if count >= policy.consecutive_violations:
         reasons = (
             *decision.reasons,
+            *notes,
             f"{count} violations in a row (limit {policy.consecutive_violations}): rolling back",
         )
         return Verdict(Action.ROLLBACK, 0.0, decision, reasons, count), new_state
     reasons = (
         *decision.reasons,
+        *notes,
         f"violation {count} of {policy.consecutive_violations}: holding the weight",
     )
     return Verdict(Action.HOLD, None, decision, reasons, count), new_state
+
+
+def _beyond_noise(violation: Violation, evidence: Evidence | None) -> bool:
+    signal = None if evidence is None else evidence.of(violation.kind)
+    return signal is None or signal.beyond_noise
+
+
+def _conclusive(violation: Violation, evidence: Evidence | None) -> bool:
+    signal = None if evidence is None else evidence.of(violation.kind)
+    return signal is None or signal.conclusive_violation
+
+
+def _describe(violation: Violation, evidence: Evidence | None) -> str:
+    signal = None if evidence is None else evidence.of(violation.kind)
+    if signal is None:
+        return f"{violation.kind.value}: taken at face value"
+    if signal.conclusive_violation:
+        verdict = "conclusive"
+    elif signal.beyond_noise:
+        verdict = "beyond the noise"
+    else:
+        verdict = "within the noise"
+    return f"{signal.describe()}: {verdict}"
 
 
 def assess_outage(

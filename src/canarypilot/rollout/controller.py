@@ -5,15 +5,20 @@ phase is final. Each tick, in this order:
 
 1. take operator commands (pause, resume, abort, promote);
 2. roll back if the rollout outlived ``max_duration_seconds``;
-3. wait until the next analysis is due (the step's pause, or the re-analysis
-   interval while holding), polling for commands meanwhile;
+3. wait until the next analysis is due: analyses run every
+   ``analysis_interval_seconds`` (one scrape interval) for as long as a step
+   lasts, not only when its pause ends, so a canary that degrades mid-pause is
+   caught within the breaker's rules;
 4. the window guard: never judge on a window that reaches back before the last
-   weight change plus the scrape lag (``w = min(window, now - change - lag)``);
-   shorter than ``min_window_seconds``: wait;
-5. analyse (metrics → judge), then the circuit breaker;
-6. act in the same tick: roll back, hold, or move to the next weight (the safe
-   weight, limited to ``max_growth_factor`` times the current one); after the
-   last scheduled analysis passes, promote to 100 %.
+   weight change plus the scrape lag (``w = min(window, now - change - lag)``),
+   nor, while a violation is pending, before that violation was judged (the
+   next one must be separate evidence); shorter than ``min_window_seconds``: wait;
+5. analyse (metrics → judge → evidence), then the circuit breaker;
+6. act in the same tick: roll back, hold, stay, or move to the next weight (the
+   safe weight, limited to ``max_growth_factor`` times the current one). A
+   passing analysis advances once the step's pause has elapsed, or earlier when
+   the evidence is conclusive (``early_advance``); after the last scheduled step
+   passes, promote to 100 %.
 
 Every router change is first written to the store as *pending*, then sent, then
 committed; a restart completes a pending change instead of deciding it again.
@@ -28,7 +33,7 @@ from collections.abc import Callable
 from typing import Any
 
 from canarypilot._exceptions import MetricsUnavailable, QueryError, RouterError, RouterUnavailable
-from canarypilot.analysis import BreakerState, assess, assess_outage, round_half_away
+from canarypilot.analysis import BreakerState, assess, assess_outage, round_half_away, weigh
 from canarypilot.api import decide
 from canarypilot.clock import Clock, SystemClock
 from canarypilot.metrics.base import MetricsProvider
@@ -178,21 +183,56 @@ class RolloutController:
             return state
 
         window = self._window(state, now)
-        if window < self.policy.min_window_seconds:
-            changed = state.last_weight_change or state.started_at
-            due = changed + self.policy.scrape_lag_seconds + self.policy.min_window_seconds
+        lag = self.policy.scrape_lag_seconds
+        if window - lag < self.policy.min_window_seconds:
+            due = self._window_start(state, now) + lag + self.policy.min_window_seconds
             self._emit(EventKind.WAITING, until=due, reason="window guard", window_seconds=window)
             return self._save(state.but(next_analysis_at=due))
 
         return await self._analyse(state, now, window)
 
-    def _window(self, state: RolloutState, now: float) -> float:
-        """The longest window that starts after the last weight change reached the metrics."""
+    def _window_start(self, state: RolloutState, now: float) -> float:
+        """The earliest instant an analysis may look back to.
+
+        * the last weight change: samples stamped after it count only traffic at the
+          current weight (``rate`` and ``increase`` use the samples inside the range);
+        * the end of the breaker's warm-up after it, as soon as a window that starts
+          there is long enough: warm-up latency is not evidence, so a clean window is
+          preferred (errors are judged on the earlier, warm-up window meanwhile);
+        * while a violation is pending, the moment it was judged: a second violation
+          must come from samples the first did not see.
+
+        The window guard then asks for ``min_window_seconds`` of it to be older than
+        the scrape lag: that much of the window holds published samples.
+        """
         changed = state.last_weight_change if state.last_weight_change is not None else state.started_at
-        return min(self.spec.settings.query.window_seconds, now - changed - self.policy.scrape_lag_seconds)
+        start = changed
+        warm = changed + self.spec.settings.breaker.warmup_seconds
+        if now - warm - self.policy.scrape_lag_seconds >= self.policy.min_window_seconds:
+            start = max(start, warm)
+        pending = _evidence_until(state)
+        if state.consecutive > 0 and pending is not None:
+            start = max(start, pending)
+        return start
+
+    def _window(self, state: RolloutState, now: float) -> float:
+        """The window to judge: the most recent stretch that holds about ``window_tail_requests``
+        canary requests beyond the quantile (at the traffic the last analysis saw), so a change
+        in the middle of a step is not diluted by minutes of older traffic; never reaching
+        back before ``_window_start``, never longer than the query window."""
+        longest = min(self.spec.settings.query.window_seconds, now - self._window_start(state, now))
+        traffic = state.extra.get("traffic_rps")
+        wanted = self.policy.window_tail_requests
+        if not isinstance(traffic, int | float) or traffic <= 0 or wanted <= 0 or state.weight <= 0:
+            return longest
+        canary_rps = traffic * state.weight / 100.0
+        tail = 1.0 - self.spec.settings.query.quantile
+        enough = wanted / tail / canary_rps + self.policy.scrape_lag_seconds
+        floor = self.policy.min_window_seconds + self.policy.scrape_lag_seconds
+        return min(longest, max(enough, floor))
 
     async def _analyse(self, state: RolloutState, now: float, window: float) -> RolloutState:
-        breaker = BreakerState(state.consecutive, state.outage_since)
+        breaker = BreakerState(state.consecutive, state.outage_since, _evidence_until(state))
         policy = self.spec.settings.breaker
         try:
             snapshot = await self.metrics.snapshot(self.spec.target, window_seconds=window)
@@ -204,10 +244,18 @@ class RolloutController:
                 return await self._roll_back(state.but(outage_since=breaker.outage_since), list(reasons))
             return self._hold(state, breaker, reasons, now)
 
-        decision = decide(snapshot, self.spec.settings)
+        settings = self.spec.settings
+        decision = decide(snapshot, settings)
+        evidence = weigh(decision, quantile=settings.query.quantile, slo=settings.slo)
         self._emit(EventKind.ANALYSIS, window_seconds=window, **decision.to_dict())
         verdict, breaker = assess(
-            decision, breaker, now=now, last_weight_change=state.last_weight_change, policy=policy
+            decision,
+            breaker,
+            now=now,
+            last_weight_change=state.last_weight_change,
+            policy=policy,
+            evidence=evidence,
+            window_start=now - window,
         )
         self._emit(
             EventKind.VERDICT,
@@ -215,8 +263,13 @@ class RolloutController:
             weight=verdict.weight,
             reasons=list(verdict.reasons),
             consecutive_violations=verdict.consecutive_violations,
+            evidence=evidence.to_dict(),
         )
-        state = state.but(last_analysis=decision.to_dict())
+        extra = _with_evidence(state, breaker)
+        if snapshot.canary.requests and state.weight > 0 and window > 0:
+            # Requests per second of all traffic, from the canary's share: sizes later windows.
+            extra["traffic_rps"] = snapshot.canary.requests / window / (state.weight / 100.0)
+        state = state.but(last_analysis=decision.to_dict(), extra=extra)
         if verdict.action is Action.ROLLBACK:
             return await self._roll_back(state.but(consecutive=breaker.consecutive), list(verdict.reasons))
         if verdict.action is Action.HOLD:
@@ -226,16 +279,40 @@ class RolloutController:
 
         assert verdict.weight is not None
         state = state.but(consecutive=breaker.consecutive, outage_since=None)
-        if state.step + 1 >= state.steps:
-            why = [*verdict.reasons, "last scheduled analysis passed: promoting to 100%"]
+        last = state.step + 1 >= state.steps
+        pause_ends = state.step_started_at + self.policy.pauses_seconds[min(state.step, state.steps - 1)]
+        # Some regressions come with time, not with traffic (a leak, a cron job, a cache
+        # expiring): early advances shorten the steps, never the bake time before 100 %.
+        bake = self.policy.bake_fraction * sum(self.policy.pauses_seconds)
+        bake_ends = state.started_at + bake if last else now
+        early = self.policy.early_advance and evidence.conclusive_pass and now >= bake_ends
+        if (now < pause_ends and not early) or now < bake_ends:
+            # Passing, but the step's pause (or the bake time) is not over and the evidence
+            # is not conclusive: keep the weight and keep watching.
+            due = min(now + self.policy.analysis_interval_seconds, max(pause_ends, bake_ends))
+            self._announced_wait = due
+            waiting = "step pause: analysing while it runs" if now >= bake_ends else "bake time before 100%"
+            self._emit(EventKind.WAITING, until=due, reason=waiting)
+            return self._save(state.but(reasons=verdict.reasons, next_analysis_at=due))
+        passed = "conclusive pass: advancing early" if now < pause_ends else "step pause elapsed"
+        if last:
+            why = [*verdict.reasons, f"{passed}; last scheduled analysis passed: promoting to 100%"]
             self._emit(EventKind.DECISION, weight=100.0, next_step=state.steps, reasons=why)
             return await self._apply_pending(
                 self._save(state.but(pending=_pending(100.0, state.steps, Phase.PROMOTED, why)))
             )
         chosen, cap = self._next_weight(verdict.weight, state.weight)
-        why = [*verdict.reasons, f"next weight {chosen:g}% (safe {verdict.weight:g}%, growth cap {cap:g}%)"]
+        why = [
+            *verdict.reasons,
+            f"{passed}; next weight {chosen:g}% (safe {verdict.weight:g}%, growth cap {cap:g}%)",
+        ]
         self._emit(
-            EventKind.DECISION, safe_weight=verdict.weight, cap=cap, weight=chosen, next_step=state.step + 1
+            EventKind.DECISION,
+            safe_weight=verdict.weight,
+            cap=cap,
+            weight=chosen,
+            next_step=state.step + 1,
+            early=now < pause_ends,
         )
         pending = _pending(chosen, state.step + 1, Phase.PROGRESSING, why, restart=True)
         return await self._apply_pending(self._save(state.but(pending=pending)))
@@ -260,6 +337,7 @@ class RolloutController:
                 outage_since=breaker.outage_since,
                 reasons=tuple(reasons),
                 next_analysis_at=due,
+                extra=_with_evidence(state, breaker),
             )
         )
 
@@ -324,7 +402,8 @@ class RolloutController:
         if pending.get("restart") or abs(target - state.weight) > WEIGHT_TOLERANCE:
             changes["last_weight_change"] = now
         if pending.get("restart") and step < state.steps:
-            changes.update(step_started_at=now, next_analysis_at=now + self.policy.pauses_seconds[step])
+            # Analyses start as soon as the window guard allows and run while the pause lasts.
+            changes.update(step_started_at=now, next_analysis_at=now)
         if phase.final:
             changes["finished_at"] = now
         routed = {"requested": float(pending["weight"]), "confirmed": confirmed, "reasons": list(reasons)}
@@ -453,6 +532,21 @@ class RolloutController:
             started_at=state.started_at,
             finished_at=state.finished_at,
         )
+
+
+def _evidence_until(state: RolloutState) -> float | None:
+    """When the pending violation was judged (kept in the checkpoint's ``extra``)."""
+    value = state.extra.get("evidence_until")
+    return float(value) if isinstance(value, int | float) else None
+
+
+def _with_evidence(state: RolloutState, breaker: BreakerState) -> dict[str, Any]:
+    extra = dict(state.extra)
+    if breaker.evidence_until is None:
+        extra.pop("evidence_until", None)
+    else:
+        extra["evidence_until"] = breaker.evidence_until
+    return extra
 
 
 def _pending(

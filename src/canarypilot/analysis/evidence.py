@@ -1,0 +1,199 @@
+"""How much a decision's deltas can be trusted, given how many requests are behind them.
+
+The judge compares point estimates with the thresholds, as DESIGN.md says. A
+point estimate from a few hundred requests is mostly noise, though: a p99 from
+450 requests is set by its 4 or 5 slowest ones. This module puts a confidence
+interval around each delta so the breaker can tell a reading that is *beyond
+the noise* from one that merely crossed a line.
+
+* **Errors** are counts: a two-proportion interval (Agresti-Caffo: one error
+  and one success added to each version, which keeps zero-error samples
+  honest) around ``error_canary - error_stable``.
+* **Latency** is a quantile. Of ``n`` requests, the number slower than the true
+  p99 is binomial with mean ``k = n (1 - q)`` and spread ``sqrt(k)``, so the
+  sample p99 sits at a rank that is uncertain by ``1 / sqrt(k)`` relative to the
+  tail. If the share of requests slower than ``x`` falls like ``x^-a`` near the
+  quantile (``a`` = ``slo.latency_tail_index``), that rank uncertainty is a
+  latency uncertainty of ``1 / (a sqrt(k))`` in log terms. Both versions' noise
+  adds: ``se(ln p99_c / p99_s) = sqrt(1/k_c + 1/k_s) / a``.
+
+Three readings per signal, at ``z = slo.confidence_z`` standard errors:
+
+* ``beyond_noise`` — the lower bound of the delta is above zero: the canary is
+  really worse than stable (statistical significance);
+* ``conclusive_violation`` — the lower bound is above the threshold: even the
+  favourable end of the interval breaks the SLO;
+* ``conclusive_pass`` — the upper bound is at or below the threshold: even the
+  unfavourable end is within the SLO.
+
+Pure arithmetic on the decision's numbers; no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from canarypilot.model import Decision, VersionStats, ViolationKind
+from canarypilot.policy import SLOPolicy
+
+_SLO = SLOPolicy()  # type: ignore[call-arg]
+
+
+@dataclass(frozen=True, slots=True)
+class SignalEvidence:
+    """One signal's delta with its confidence interval and the samples behind it.
+
+    ``samples`` is what the interval's width depends on: the canary's expected
+    tail requests for latency, its requests for errors.
+    """
+
+    kind: ViolationKind
+    delta: float
+    low: float
+    high: float
+    threshold: float
+    samples: float
+    min_samples: float = 0.0
+
+    @property
+    def beyond_noise(self) -> bool:
+        """The canary is worse than stable by more than the noise of its sample."""
+        return self.low > 0
+
+    @property
+    def conclusive_violation(self) -> bool:
+        """Even the favourable end of the interval breaks the threshold."""
+        return self.low > self.threshold and self.samples >= self.min_samples
+
+    @property
+    def conclusive_pass(self) -> bool:
+        """Even the unfavourable end of the interval is within the threshold."""
+        return self.high <= self.threshold and self.samples >= self.min_samples
+
+    def describe(self) -> str:
+        """E.g. ``p99 delta +25.0% (interval -1.5% .. +58.6%, 4.5 canary requests beyond the quantile)``."""
+        if self.kind is ViolationKind.LATENCY:
+            return (
+                f"p99 delta {self.delta:+.1%} (interval {self.low:+.1%} .. {self.high:+.1%}, "
+                f"{self.samples:.1f} canary requests beyond the quantile)"
+            )
+        return (
+            f"error delta {self.delta * 100:+.2f} points (interval {self.low * 100:+.2f} .. "
+            f"{self.high * 100:+.2f}, {self.samples:.0f} canary requests)"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "delta": self.delta,
+            "low": self.low,
+            "high": self.high,
+            "threshold": self.threshold,
+            "samples": self.samples,
+            "beyond_noise": self.beyond_noise,
+            "conclusive_violation": self.conclusive_violation,
+            "conclusive_pass": self.conclusive_pass,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """Both signals' intervals for one decision (``None`` when a signal has no data)."""
+
+    latency: SignalEvidence | None
+    errors: SignalEvidence | None
+
+    def of(self, kind: ViolationKind) -> SignalEvidence | None:
+        return self.latency if kind is ViolationKind.LATENCY else self.errors
+
+    @property
+    def conclusive_pass(self) -> bool:
+        """Both signals are conclusively within the SLO: the weight may advance early."""
+        return all(s is not None and s.conclusive_pass for s in (self.latency, self.errors))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "latency": None if self.latency is None else self.latency.to_dict(),
+            "errors": None if self.errors is None else self.errors.to_dict(),
+        }
+
+
+def _count(stats: VersionStats) -> float | None:
+    n = stats.requests
+    return n if n is not None and math.isfinite(n) and n > 0 else None
+
+
+def latency_evidence(
+    stable: VersionStats, canary: VersionStats, *, quantile: float = 0.99, slo: SLOPolicy = _SLO
+) -> SignalEvidence | None:
+    """The relative p99 delta with its order-statistic interval.
+
+    >>> s = VersionStats("v1", 0.200, 0.0, 20_000)
+    >>> e = latency_evidence(s, VersionStats("v2", 0.250, 0.0, 450))
+    >>> round(e.delta, 3), e.beyond_noise, e.conclusive_violation
+    (0.25, False, False)
+    >>> latency_evidence(s, VersionStats("v2", 0.250, 0.0, 10_000)).conclusive_violation
+    True
+    """
+    n_s, n_c = _count(stable), _count(canary)
+    p_s, p_c = stable.p99_seconds, canary.p99_seconds
+    if n_s is None or n_c is None or p_s is None or p_c is None:
+        return None
+    if not (math.isfinite(p_s) and math.isfinite(p_c)) or p_s <= 0 or p_c <= 0:
+        return None
+    tail = 1.0 - quantile
+    k_s, k_c = n_s * tail, n_c * tail
+    se = math.sqrt(1.0 / k_c + 1.0 / k_s) / slo.latency_tail_index
+    ratio = math.log(p_c / p_s)
+    margin = slo.confidence_z * se
+    return SignalEvidence(
+        kind=ViolationKind.LATENCY,
+        delta=p_c / p_s - 1.0,
+        low=math.exp(ratio - margin) - 1.0,
+        high=math.exp(ratio + margin) - 1.0,
+        threshold=slo.max_latency_delta,
+        samples=k_c,
+        min_samples=slo.min_tail_requests,
+    )
+
+
+def error_evidence(
+    stable: VersionStats, canary: VersionStats, *, slo: SLOPolicy = _SLO
+) -> SignalEvidence | None:
+    """The absolute error-rate delta with a two-proportion (Agresti-Caffo) interval.
+
+    >>> s = VersionStats("v1", 0.2, 0.01, 20_000)
+    >>> error_evidence(s, VersionStats("v2", 0.2, 0.04, 100)).beyond_noise   # 4 errors in 100
+    False
+    >>> error_evidence(s, VersionStats("v2", 0.2, 0.5, 100)).conclusive_violation
+    True
+    """
+    n_s, n_c = _count(stable), _count(canary)
+    e_s, e_c = stable.error_rate, canary.error_rate
+    if n_s is None or n_c is None or e_s is None or e_c is None:
+        return None
+    if not (math.isfinite(e_s) and math.isfinite(e_c)):
+        return None
+    # One error and one success added to each version (Agresti & Caffo, 2000).
+    ps = (e_s * n_s + 1.0) / (n_s + 2.0)
+    pc = (e_c * n_c + 1.0) / (n_c + 2.0)
+    se = math.sqrt(ps * (1 - ps) / (n_s + 2.0) + pc * (1 - pc) / (n_c + 2.0))
+    centre = pc - ps
+    margin = slo.confidence_z * se
+    return SignalEvidence(
+        kind=ViolationKind.ERRORS,
+        delta=e_c - e_s,
+        low=centre - margin,
+        high=centre + margin,
+        threshold=slo.max_error_delta,
+        samples=n_c,
+    )
+
+
+def weigh(decision: Decision, *, quantile: float = 0.99, slo: SLOPolicy = _SLO) -> Evidence:
+    """Both signals' evidence for one decision (each ``None`` without data)."""
+    return Evidence(
+        latency=latency_evidence(decision.stable, decision.canary, quantile=quantile, slo=slo),
+        errors=error_evidence(decision.stable, decision.canary, slo=slo),
+    )
