@@ -121,3 +121,18 @@ def test_settings_file_changes_the_product_policy(tmp_path: Path) -> None:
     policy.write_text("slo:\n  max_latency_delta: -1\n")
     refused = CliRunner().invoke(app, ["simulate", "healthy-faster", "-c", str(policy)])
     assert refused.exit_code == 2 and "slo.max_latency_delta" in refused.stderr
+
+
+def test_seed_start_runs_a_held_out_range(small_suite: Path) -> None:
+    from canarypilot.sim.bench import load_suite
+
+    suite = load_suite(small_suite)
+    held_out = run_bench(suite, strategies=["canarypilot"], seeds=2, seed_start=5)
+    assert held_out["seed_start"] == 5
+    assert sorted({r["seed"] for r in held_out["runs"]}) == [5, 6]
+    # the same seeds give the same runs whatever range they were asked in
+    wider = run_bench(suite, strategies=["canarypilot"], seeds=3, seed_start=4)
+    same = [r for r in wider["runs"] if r["seed"] in (5, 6)]
+    assert same == held_out["runs"]
+    bad = CliRunner().invoke(app, ["bench", "--suite", str(small_suite), "--seed-start", "-1"])
+    assert bad.exit_code == 2

@@ -119,6 +119,9 @@ def bench(
     seeds: int = typer.Option(
         40, "--seeds", "-n", min=1, max=10_000, help="Seeds per scenario and strategy."
     ),
+    seed_start: int = typer.Option(
+        0, "--seed-start", min=0, help="First seed (seeds run from here): report on held-out seeds."
+    ),
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, max=256, help="Worker processes."),
     output: Format = typer.Option(Format.table, "--format", "-f", help="Output format (stdout)."),
     out: str | None = typer.Option(
@@ -138,7 +141,12 @@ def bench(
 
         scenarios = builtin_suite() if suite == "builtin" else load_suite(suite)
         report = run_bench(
-            scenarios, strategies=strategies, seeds=seeds, jobs=jobs, overrides=_overrides(config)
+            scenarios,
+            strategies=strategies,
+            seeds=seeds,
+            jobs=jobs,
+            overrides=_overrides(config),
+            seed_start=seed_start,
         )
         report["suite"] = suite
         table = render_table(report)
