@@ -1,8 +1,8 @@
-"""The circuit breaker's rules, one by one."""
+"""The circuit breaker's rules, one by one: the article's, then the evidence-aware ones."""
 
 from __future__ import annotations
 
-from canarypilot.analysis import BreakerState, assess, assess_outage, judge
+from canarypilot.analysis import BreakerState, assess, assess_outage, judge, weigh
 from canarypilot.model import Action, Decision, Snapshot, Target, VersionStats
 from canarypilot.policy import BreakerPolicy
 
@@ -83,3 +83,66 @@ def test_data_after_an_outage_clears_it() -> None:
     _, _, state = assess_outage(BreakerState(), now=100, error="x")
     _, state = assess(HEALTHY, state, now=110, last_weight_change=0)
     assert state.outage_since is None
+
+
+# -- evidence-aware rules -------------------------------------------------------------------
+
+
+def reading(canary_p99: float = 0.2, canary_err: float = 0.0, requests: float = 1000):
+    d = decision(canary_p99, canary_err, requests)
+    return d, weigh(d)
+
+
+def test_a_violation_within_the_noise_holds_uncounted() -> None:
+    d, evidence = reading(canary_p99=0.25, requests=450)  # +25 % from 4.5 tail requests
+    v, s = assess(d, BreakerState(), now=100, last_weight_change=0, evidence=evidence, window_start=40)
+    assert v.action is Action.HOLD and s.consecutive == 0
+    assert "within the noise" in v.reasons[-1]
+
+
+def test_severe_needs_conclusive_evidence_to_skip_two_in_a_row() -> None:
+    thin, thin_evidence = reading(canary_p99=0.29, requests=300)  # +45 %, 3 tail requests
+    v, s = assess(
+        thin, BreakerState(), now=100, last_weight_change=0, evidence=thin_evidence, window_start=40
+    )
+    assert thin.violations[0].severe and thin_evidence.latency and thin_evidence.latency.beyond_noise
+    assert v.action is Action.HOLD and s.consecutive == 1  # counted, not rolled back
+    thick, thick_evidence = reading(canary_p99=0.29, requests=5000)
+    v, _ = assess(
+        thick, BreakerState(), now=100, last_weight_change=0, evidence=thick_evidence, window_start=40
+    )
+    assert v.action is Action.ROLLBACK and "conclusive" in v.reasons[-1]
+
+
+def test_half_the_requests_failing_rolls_back_at_once_even_from_100_requests() -> None:
+    d, evidence = reading(canary_err=0.5, requests=100)
+    v, _ = assess(d, BreakerState(), now=100, last_weight_change=0, evidence=evidence, window_start=40)
+    assert v.action is Action.ROLLBACK
+
+
+def test_the_second_violation_must_come_from_a_separate_window() -> None:
+    d, evidence = reading(canary_p99=0.25, requests=20_000)
+    _, s1 = assess(d, BreakerState(), now=100, last_weight_change=0, evidence=evidence, window_start=40)
+    assert s1.consecutive == 1 and s1.evidence_until == 100
+    # same samples read again (window from 55 s, overlapping the first): not counted
+    v2, s2 = assess(d, s1, now=115, last_weight_change=0, evidence=evidence, window_start=55)
+    assert v2.action is Action.HOLD and s2.consecutive == 1 and "already counted" in v2.reasons[-1]
+    # a window that starts where the first was judged: separate evidence, rolled back
+    v3, _ = assess(d, s2, now=145, last_weight_change=0, evidence=evidence, window_start=100)
+    assert v3.action is Action.ROLLBACK
+
+
+def test_warmup_is_judged_by_where_the_window_starts() -> None:
+    d, evidence = reading(canary_p99=0.4, requests=20_000)  # severe and conclusive
+    v, s = assess(d, BreakerState(), now=90, last_weight_change=0, evidence=evidence, window_start=10)
+    assert v.action is Action.HOLD and s.consecutive == 0  # 90 s after the change, window from 10 s
+    v, _ = assess(d, BreakerState(), now=90, last_weight_change=0, evidence=evidence, window_start=30)
+    assert v.action is Action.ROLLBACK
+
+
+def test_a_pass_clears_the_pending_evidence() -> None:
+    bad, bad_evidence = reading(canary_p99=0.25, requests=20_000)
+    _, s1 = assess(bad, BreakerState(), now=100, last_weight_change=0, evidence=bad_evidence, window_start=40)
+    good, good_evidence = reading(requests=20_000)
+    _, s2 = assess(good, s1, now=145, last_weight_change=0, evidence=good_evidence, window_start=100)
+    assert s2.consecutive == 0 and s2.evidence_until is None
