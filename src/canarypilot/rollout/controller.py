@@ -47,6 +47,7 @@ from canarypilot.rollout.events import (
     RolloutSpec,
 )
 from canarypilot.rollout.notify import Notification, Notifier
+from canarypilot.rollout.pacing import evidence_until, remember, step_ends, window_length, window_start
 from canarypilot.rollout.store import RolloutState, StateStore
 from canarypilot.routing.base import Router
 
@@ -182,57 +183,17 @@ class RolloutController:
             await self._wait_until(state.next_analysis_at, why)
             return state
 
-        window = self._window(state, now)
+        window = window_length(state, now, self.spec.settings)
         lag = self.policy.scrape_lag_seconds
         if window - lag < self.policy.min_window_seconds:
-            due = self._window_start(state, now) + lag + self.policy.min_window_seconds
+            due = window_start(state, now, self.spec.settings) + lag + self.policy.min_window_seconds
             self._emit(EventKind.WAITING, until=due, reason="window guard", window_seconds=window)
             return self._save(state.but(next_analysis_at=due))
 
         return await self._analyse(state, now, window)
 
-    def _window_start(self, state: RolloutState, now: float) -> float:
-        """The earliest instant an analysis may look back to.
-
-        * the last weight change: samples stamped after it count only traffic at the
-          current weight (``rate`` and ``increase`` use the samples inside the range);
-        * the end of the breaker's warm-up after it, as soon as a window that starts
-          there is long enough: warm-up latency is not evidence, so a clean window is
-          preferred (errors are judged on the earlier, warm-up window meanwhile);
-        * while a violation is pending, the moment it was judged: a second violation
-          must come from samples the first did not see.
-
-        The window guard then asks for ``min_window_seconds`` of it to be older than
-        the scrape lag: that much of the window holds published samples.
-        """
-        changed = state.last_weight_change if state.last_weight_change is not None else state.started_at
-        start = changed
-        warm = changed + self.spec.settings.breaker.warmup_seconds
-        if now - warm - self.policy.scrape_lag_seconds >= self.policy.min_window_seconds:
-            start = max(start, warm)
-        pending = _evidence_until(state)
-        if state.consecutive > 0 and pending is not None:
-            start = max(start, pending)
-        return start
-
-    def _window(self, state: RolloutState, now: float) -> float:
-        """The window to judge: the most recent stretch that holds about ``window_tail_requests``
-        canary requests beyond the quantile (at the traffic the last analysis saw), so a change
-        in the middle of a step is not diluted by minutes of older traffic; never reaching
-        back before ``_window_start``, never longer than the query window."""
-        longest = min(self.spec.settings.query.window_seconds, now - self._window_start(state, now))
-        traffic = state.extra.get("traffic_rps")
-        wanted = self.policy.window_tail_requests
-        if not isinstance(traffic, int | float) or traffic <= 0 or wanted <= 0 or state.weight <= 0:
-            return longest
-        canary_rps = traffic * state.weight / 100.0
-        tail = 1.0 - self.spec.settings.query.quantile
-        enough = wanted / tail / canary_rps + self.policy.scrape_lag_seconds
-        floor = self.policy.min_window_seconds + self.policy.scrape_lag_seconds
-        return min(longest, max(enough, floor))
-
     async def _analyse(self, state: RolloutState, now: float, window: float) -> RolloutState:
-        breaker = BreakerState(state.consecutive, state.outage_since, _evidence_until(state))
+        breaker = BreakerState(state.consecutive, state.outage_since, evidence_until(state))
         policy = self.spec.settings.breaker
         try:
             snapshot = await self.metrics.snapshot(self.spec.target, window_seconds=window)
@@ -265,10 +226,7 @@ class RolloutController:
             consecutive_violations=verdict.consecutive_violations,
             evidence=evidence.to_dict(),
         )
-        extra = _with_evidence(state, breaker)
-        if snapshot.canary.requests and state.weight > 0 and window > 0:
-            # Requests per second of all traffic, from the canary's share: sizes later windows.
-            extra["traffic_rps"] = snapshot.canary.requests / window / (state.weight / 100.0)
+        extra = remember(state, breaker, canary_requests=snapshot.canary.requests, window=window)
         state = state.but(last_analysis=decision.to_dict(), extra=extra)
         if verdict.action is Action.ROLLBACK:
             return await self._roll_back(state.but(consecutive=breaker.consecutive), list(verdict.reasons))
@@ -280,11 +238,7 @@ class RolloutController:
         assert verdict.weight is not None
         state = state.but(consecutive=breaker.consecutive, outage_since=None)
         last = state.step + 1 >= state.steps
-        pause_ends = state.step_started_at + self.policy.pauses_seconds[min(state.step, state.steps - 1)]
-        # Some regressions come with time, not with traffic (a leak, a cron job, a cache
-        # expiring): early advances shorten the steps, never the bake time before 100 %.
-        bake = self.policy.bake_fraction * sum(self.policy.pauses_seconds)
-        bake_ends = state.started_at + bake if last else now
+        pause_ends, bake_ends = step_ends(state, now, self.policy)
         early = self.policy.early_advance and evidence.conclusive_pass and now >= bake_ends
         if (now < pause_ends and not early) or now < bake_ends:
             # Passing, but the step's pause (or the bake time) is not over and the evidence
@@ -337,7 +291,7 @@ class RolloutController:
                 outage_since=breaker.outage_since,
                 reasons=tuple(reasons),
                 next_analysis_at=due,
-                extra=_with_evidence(state, breaker),
+                extra=remember(state, breaker),
             )
         )
 
@@ -532,21 +486,6 @@ class RolloutController:
             started_at=state.started_at,
             finished_at=state.finished_at,
         )
-
-
-def _evidence_until(state: RolloutState) -> float | None:
-    """When the pending violation was judged (kept in the checkpoint's ``extra``)."""
-    value = state.extra.get("evidence_until")
-    return float(value) if isinstance(value, int | float) else None
-
-
-def _with_evidence(state: RolloutState, breaker: BreakerState) -> dict[str, Any]:
-    extra = dict(state.extra)
-    if breaker.evidence_until is None:
-        extra.pop("evidence_until", None)
-    else:
-        extra["evidence_until"] = breaker.evidence_until
-    return extra
 
 
 def _pending(
