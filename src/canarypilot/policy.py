@@ -176,6 +176,14 @@ class BreakerPolicy(_Section):
     metrics_outage_seconds: float = Field(
         300.0, gt=0, description="Metrics unavailable for longer than this: roll back (fail toward stable)."
     )
+    sign_test_windows: int = Field(
+        5,
+        ge=1,
+        description=(
+            "Separate windows in a row reading above a threshold that roll back even when none is "
+            "beyond the noise: a canary within the SLO does so at most about half the time (5: ~3%)."
+        ),
+    )
 
 
 class QueryPolicy(_Section):

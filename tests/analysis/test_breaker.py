@@ -101,17 +101,35 @@ def test_a_violation_within_the_noise_holds_uncounted() -> None:
 
 
 def test_severe_needs_conclusive_evidence_to_skip_two_in_a_row() -> None:
-    thin, thin_evidence = reading(canary_p99=0.29, requests=300)  # +45 %, 3 tail requests
+    thin, thin_evidence = reading(canary_p99=0.29, requests=600)  # +45 %, 6 tail requests
     v, s = assess(
         thin, BreakerState(), now=100, last_weight_change=0, evidence=thin_evidence, window_start=40
     )
     assert thin.violations[0].severe and thin_evidence.latency and thin_evidence.latency.beyond_noise
+    assert not thin_evidence.latency.conclusive_severe
     assert v.action is Action.HOLD and s.consecutive == 1  # counted, not rolled back
-    thick, thick_evidence = reading(canary_p99=0.29, requests=5000)
+    thick, thick_evidence = reading(canary_p99=0.32, requests=5000)  # +60 %, 50 tail requests
     v, _ = assess(
         thick, BreakerState(), now=100, last_weight_change=0, evidence=thick_evidence, window_start=40
     )
-    assert v.action is Action.ROLLBACK and "conclusive" in v.reasons[-1]
+    assert v.action is Action.ROLLBACK and "at once" in v.reasons[-1]
+
+
+def test_thin_readings_above_the_threshold_roll_back_by_the_sign_test() -> None:
+    # +45 % from 300 requests (3 tail requests) is within the noise every time, but five
+    # separate windows in a row all above the threshold would happen to a canary within the
+    # SLO about 3 % of the time
+    d, evidence = reading(canary_p99=0.29, requests=300)
+    assert evidence.latency is not None and not evidence.latency.beyond_noise
+    state, actions = BreakerState(), []
+    for i in range(5):
+        v, state = assess(
+            d, state, now=100 + 45 * i, last_weight_change=0, evidence=evidence, window_start=55 + 45 * i
+        )
+        actions.append(v.action)
+    assert actions == [Action.HOLD] * 4 + [Action.ROLLBACK]
+    assert state.consecutive == 0 and state.above == 5
+    assert "separate windows in a row" in v.reasons[-1]
 
 
 def test_half_the_requests_failing_rolls_back_at_once_even_from_100_requests() -> None:
@@ -133,7 +151,7 @@ def test_the_second_violation_must_come_from_a_separate_window() -> None:
 
 
 def test_warmup_is_judged_by_where_the_window_starts() -> None:
-    d, evidence = reading(canary_p99=0.4, requests=20_000)  # severe and conclusive
+    d, evidence = reading(canary_p99=0.4, requests=20_000)  # conclusively severe
     v, s = assess(d, BreakerState(), now=90, last_weight_change=0, evidence=evidence, window_start=10)
     assert v.action is Action.HOLD and s.consecutive == 0  # 90 s after the change, window from 10 s
     v, _ = assess(d, BreakerState(), now=90, last_weight_change=0, evidence=evidence, window_start=30)

@@ -41,7 +41,8 @@ async def test_one_violation_holds_two_in_a_row_roll_back_in_the_same_tick(clock
 async def test_severe_violation_rolls_back_at_once(clock: FakeClock) -> None:
     events: list = []
     router = RecordingRouter()
-    metrics = after(clock, 100, Health(latency_delta=0.45))  # three times the threshold
+    # three times the threshold, from 20,000 requests: even the interval's low end is severe
+    metrics = after(clock, 100, Health(latency_delta=0.45, requests=20_000))
     outcome = await RolloutController(
         make_spec(), metrics=metrics, router=router, clock=clock, on_event=events.append
     ).run()

@@ -4,16 +4,21 @@ Rules (defaults in ``BreakerPolicy`` and ``SLOPolicy``):
 
 * a ``proceed`` decision clears the count of violations in a row;
 * a ``hold`` decision keeps the count as it is;
-* a violation *counts* only when it is beyond the noise of its sample (the
-  lower confidence bound of the delta is above zero, see ``evidence.py``) and
-  is judged on a window that starts after the previous counted violation's
-  (separate evidence, never the same samples read twice); otherwise it holds,
-  uncounted;
-* ``consecutive_violations`` counted violations in a row roll back;
+* a violation is judged only on a window that starts after the previous
+  violation was judged (separate evidence, never the same samples read twice);
+  on an overlapping window it holds, uncounted;
+* a violation *counts* when it is beyond the noise of its sample (the lower
+  confidence bound of the delta is above zero, see ``evidence.py``);
+  ``consecutive_violations`` counted violations in a row roll back;
+* a violation within the noise holds; ``sign_test_windows`` separate windows in
+  a row above a threshold roll back even so (a sign test: a canary within the
+  SLO reads above it at most about half the time), so a canary too thin on
+  traffic to ever be "beyond the noise" cannot hold forever;
 * a severe violation (``severe_factor`` times a threshold) rolls back at once
-  when the evidence is conclusive (even the lower confidence bound breaks the
-  threshold, with enough samples): a p99 from a few hundred requests is not
-  enough to skip the two-in-a-row rule, 50 % errors are;
+  when the evidence is conclusive: even the lower confidence bound is severe,
+  with enough samples. A p99 from a few hundred requests, or a ten-second
+  latency spike in a short window, is not enough to skip the two-in-a-row
+  rule; 50 % errors are;
 * a latency violation judged on a window that reaches into the
   ``warmup_seconds`` after a weight change neither counts nor rolls back
   (cache warm-up); error violations always count;
@@ -45,13 +50,16 @@ _EDGE = 1e-6
 class BreakerState:
     """What the breaker remembers between decisions.
 
-    ``evidence_until`` is when the last counted violation was judged: the next one
-    counts only on a window that starts at or after it.
+    ``consecutive`` counts violations beyond the noise, ``above`` every separate window
+    in a row that read above a threshold (beyond the noise or not); ``evidence_until``
+    is when the last of them was judged: the next one counts only on a window that
+    starts at or after it.
     """
 
     consecutive: int = 0
     outage_since: float | None = None
     evidence_until: float | None = None
+    above: int = 0
 
 
 def assess(
@@ -72,7 +80,7 @@ def assess(
     state = replace(state, outage_since=None)
     if decision.status is Status.PROCEED:
         verdict = Verdict(Action.PROCEED, decision.weight, decision, decision.reasons, 0)
-        return verdict, replace(state, consecutive=0, evidence_until=None)
+        return verdict, replace(state, consecutive=0, above=0, evidence_until=None)
     if decision.status is Status.HOLD:
         return (
             Verdict(Action.HOLD, None, decision, decision.reasons, state.consecutive),
@@ -94,36 +102,45 @@ def assess(
         )
 
     notes = [_describe(v, evidence) for v in eligible]
-    immediate = [v for v in eligible if v.severe and _conclusive(v, evidence)]
-    count = state.consecutive + 1
-    if immediate:
+    if any(v.severe and _conclusive_severe(v, evidence) for v in eligible):
+        count = state.consecutive + 1
         reasons = (*decision.reasons, *notes, "severe violation, conclusive evidence: rolling back at once")
-        new_state = replace(state, consecutive=count, evidence_until=now)
+        new_state = replace(state, consecutive=count, above=state.above + 1, evidence_until=now)
         return Verdict(Action.ROLLBACK, 0.0, decision, reasons, count), new_state
 
-    counted = [v for v in eligible if _beyond_noise(v, evidence)]
-    if not counted:
-        return hold(*notes, "within the noise of the sample: held, not counted")
     if state.evidence_until is not None and start < state.evidence_until - _EDGE:
         return hold(
             *notes,
-            f"judged on samples the previous violation already counted: held, not counted "
+            "judged on samples the previous violation already counted: held, not counted "
             f"(violation {state.consecutive} of {policy.consecutive_violations} stands)",
         )
-    new_state = replace(state, consecutive=count, evidence_until=now)
-    if count >= policy.consecutive_violations:
-        reasons = (
-            *decision.reasons,
-            *notes,
+    counted = any(_beyond_noise(v, evidence) for v in eligible)
+    count = state.consecutive + (1 if counted else 0)
+    above = state.above + 1
+    new_state = replace(state, consecutive=count, above=above, evidence_until=now)
+
+    def act(action: Action, *why: str) -> tuple[Verdict, BreakerState]:
+        weight = 0.0 if action is Action.ROLLBACK else None
+        return Verdict(action, weight, decision, (*decision.reasons, *notes, *why), count), new_state
+
+    if counted and count >= policy.consecutive_violations:
+        return act(
+            Action.ROLLBACK,
             f"{count} violations in a row (limit {policy.consecutive_violations}): rolling back",
         )
-        return Verdict(Action.ROLLBACK, 0.0, decision, reasons, count), new_state
-    reasons = (
-        *decision.reasons,
-        *notes,
-        f"violation {count} of {policy.consecutive_violations}: holding the weight",
+    if above >= policy.sign_test_windows:
+        return act(
+            Action.ROLLBACK,
+            f"{above} separate windows in a row above the threshold (limit {policy.sign_test_windows}): "
+            "a canary within the SLO would read above it at most half the time; rolling back",
+        )
+    if counted:
+        return act(Action.HOLD, f"violation {count} of {policy.consecutive_violations}: holding the weight")
+    return act(
+        Action.HOLD,
+        f"within the noise of the sample: not counted; window {above} of {policy.sign_test_windows} "
+        "in a row above the threshold",
     )
-    return Verdict(Action.HOLD, None, decision, reasons, count), new_state
 
 
 def _beyond_noise(violation: Violation, evidence: Evidence | None) -> bool:
@@ -131,16 +148,18 @@ def _beyond_noise(violation: Violation, evidence: Evidence | None) -> bool:
     return signal is None or signal.beyond_noise
 
 
-def _conclusive(violation: Violation, evidence: Evidence | None) -> bool:
+def _conclusive_severe(violation: Violation, evidence: Evidence | None) -> bool:
     signal = None if evidence is None else evidence.of(violation.kind)
-    return signal is None or signal.conclusive_violation
+    return signal is None or signal.conclusive_severe
 
 
 def _describe(violation: Violation, evidence: Evidence | None) -> str:
     signal = None if evidence is None else evidence.of(violation.kind)
     if signal is None:
         return f"{violation.kind.value}: taken at face value"
-    if signal.conclusive_violation:
+    if signal.conclusive_severe:
+        verdict = "conclusively severe"
+    elif signal.conclusive_violation:
         verdict = "conclusive"
     elif signal.beyond_noise:
         verdict = "beyond the noise"

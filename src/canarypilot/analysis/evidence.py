@@ -9,13 +9,15 @@ the noise* from one that merely crossed a line.
 * **Errors** are counts: a two-proportion interval (Agresti-Caffo: one error
   and one success added to each version, which keeps zero-error samples
   honest) around ``error_canary - error_stable``.
-* **Latency** is a quantile. Of ``n`` requests, the number slower than the true
-  p99 is binomial with mean ``k = n (1 - q)`` and spread ``sqrt(k)``, so the
-  sample p99 sits at a rank that is uncertain by ``1 / sqrt(k)`` relative to the
-  tail. If the share of requests slower than ``x`` falls like ``x^-a`` near the
-  quantile (``a`` = ``slo.latency_tail_index``), that rank uncertainty is a
-  latency uncertainty of ``1 / (a sqrt(k))`` in log terms. Both versions' noise
-  adds: ``se(ln p99_c / p99_s) = sqrt(1/k_c + 1/k_s) / a``.
+* **Latency** is a quantile. Of ``n`` requests, ``k = n (1 - q)`` are slower
+  than the sample p99; how many of them the *true* distribution puts there is
+  uncertain like a Poisson count (binomial with a small rate): its confidence
+  bounds ``[L, U]`` around ``k`` are Garwood's (chi-square quantiles, here by the
+  Wilson-Hilferty formula), wide and lopsided when ``k`` is a handful. If the
+  share of requests slower than ``x`` falls like ``x^-a`` near the quantile
+  (``a`` = ``slo.latency_tail_index``), the true p99 lies between
+  ``p99 * (L/k)^(1/a)`` and ``p99 * (U/k)^(1/a)``. The two versions' log
+  offsets add in quadrature.
 
 Three readings per signal, at ``z = slo.confidence_z`` standard errors:
 
@@ -23,6 +25,9 @@ Three readings per signal, at ``z = slo.confidence_z`` standard errors:
   really worse than stable (statistical significance);
 * ``conclusive_violation`` — the lower bound is above the threshold: even the
   favourable end of the interval breaks the SLO;
+* ``conclusive_severe`` — severe beyond doubt: for latency the lower bound is
+  above ``severe_factor`` times the threshold; for errors the lower bound is
+  above the threshold and the estimate above ``severe_factor`` times it;
 * ``conclusive_pass`` — the upper bound is at or below the threshold: even the
   unfavourable end is within the SLO.
 
@@ -56,6 +61,7 @@ class SignalEvidence:
     threshold: float
     samples: float
     min_samples: float = 0.0
+    severe_threshold: float = float("inf")
 
     @property
     def beyond_noise(self) -> bool:
@@ -66,6 +72,21 @@ class SignalEvidence:
     def conclusive_violation(self) -> bool:
         """Even the favourable end of the interval breaks the threshold."""
         return self.low > self.threshold and self.samples >= self.min_samples
+
+    @property
+    def conclusive_severe(self) -> bool:
+        """Severe beyond doubt: no need for a second window.
+
+        Latency: even the favourable end of the interval is severe — the interval leans
+        on an assumed tail shape, and a stall of a few seconds (a GC pause, a noisy
+        neighbour) is real but passes. Errors: the interval is a plain binomial one, so
+        a conclusive violation whose estimate is severe is enough.
+        """
+        if self.samples < self.min_samples:
+            return False
+        if self.kind is ViolationKind.LATENCY:
+            return self.low > self.severe_threshold
+        return self.low > self.threshold and self.delta > self.severe_threshold
 
     @property
     def conclusive_pass(self) -> bool:
@@ -93,6 +114,7 @@ class SignalEvidence:
             "samples": self.samples,
             "beyond_noise": self.beyond_noise,
             "conclusive_violation": self.conclusive_violation,
+            "conclusive_severe": self.conclusive_severe,
             "conclusive_pass": self.conclusive_pass,
         }
 
@@ -144,18 +166,54 @@ def latency_evidence(
         return None
     tail = 1.0 - quantile
     k_s, k_c = n_s * tail, n_c * tail
-    se = math.sqrt(1.0 / k_c + 1.0 / k_s) / slo.latency_tail_index
+    index, z = slo.latency_tail_index, slo.confidence_z
+    c_down, c_up = _log_offsets(k_c, z, index)
+    s_down, s_up = _log_offsets(k_s, z, index)
     ratio = math.log(p_c / p_s)
-    margin = slo.confidence_z * se
+    # The canary is "really slower" only if its p99 may be this much lower and stable's this
+    # much higher, and vice versa for "really within".
+    low = ratio - math.hypot(c_down, s_up)
+    high = ratio + math.hypot(c_up, s_down)
     return SignalEvidence(
         kind=ViolationKind.LATENCY,
         delta=p_c / p_s - 1.0,
-        low=math.exp(ratio - margin) - 1.0,
-        high=math.exp(ratio + margin) - 1.0,
+        low=_expm1(low),
+        high=_expm1(high),
         threshold=slo.max_latency_delta,
         samples=k_c,
         min_samples=slo.min_tail_requests,
+        severe_threshold=slo.severe_factor * slo.max_latency_delta,
     )
+
+
+def _chi2_quantile(dof: float, z: float) -> float:
+    """The chi-square quantile at standard-normal quantile ``z`` (Wilson & Hilferty, 1931)."""
+    if dof <= 0:
+        return 0.0
+    c = 2.0 / (9.0 * dof)
+    return dof * max(0.0, 1.0 - c + z * math.sqrt(c)) ** 3
+
+
+def poisson_bounds(count: float, z: float) -> tuple[float, float]:
+    """One-sided confidence bounds, ``z`` standard errors each way, for the mean of a Poisson
+    count observed as ``count`` (Garwood's exact interval via chi-square quantiles).
+
+    >>> [round(b, 2) for b in poisson_bounds(3, 2.0)]
+    [0.58, 8.9]
+    """
+    return _chi2_quantile(2.0 * count, -z) / 2.0, _chi2_quantile(2.0 * count + 2.0, z) / 2.0
+
+
+def _log_offsets(tail_count: float, z: float, index: float) -> tuple[float, float]:
+    """How far (in log latency) the true quantile may lie below and above the sample's."""
+    low, high = poisson_bounds(tail_count, z)
+    down = math.inf if low <= 0 else math.log(tail_count / low) / index
+    up = math.log(high / tail_count) / index
+    return down, up
+
+
+def _expm1(x: float) -> float:
+    return -1.0 if x == -math.inf else (math.inf if x > 700 else math.expm1(x))
 
 
 def error_evidence(
@@ -188,6 +246,7 @@ def error_evidence(
         high=centre + margin,
         threshold=slo.max_error_delta,
         samples=n_c,
+        severe_threshold=slo.severe_factor * slo.max_error_delta,
     )
 
 

@@ -47,7 +47,7 @@ from canarypilot.rollout.events import (
     RolloutSpec,
 )
 from canarypilot.rollout.notify import Notification, Notifier
-from canarypilot.rollout.pacing import evidence_until, remember, step_ends, window_length, window_start
+from canarypilot.rollout.pacing import breaker_state, remember, step_ends, window_length, window_start
 from canarypilot.rollout.store import RolloutState, StateStore
 from canarypilot.routing.base import Router
 
@@ -193,7 +193,7 @@ class RolloutController:
         return await self._analyse(state, now, window)
 
     async def _analyse(self, state: RolloutState, now: float, window: float) -> RolloutState:
-        breaker = BreakerState(state.consecutive, state.outage_since, evidence_until(state))
+        breaker = breaker_state(state)
         policy = self.spec.settings.breaker
         try:
             snapshot = await self.metrics.snapshot(self.spec.target, window_seconds=window)

@@ -34,6 +34,17 @@ def evidence_until(state: RolloutState) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
+def breaker_state(state: RolloutState) -> BreakerState:
+    """The breaker's memory, from the checkpoint."""
+    above = state.extra.get("above_threshold")
+    return BreakerState(
+        state.consecutive,
+        state.outage_since,
+        evidence_until(state),
+        above if isinstance(above, int) else 0,
+    )
+
+
 def window_start(state: RolloutState, now: float, settings: Settings) -> float:
     """The earliest instant an analysis at ``now`` may look back to."""
     policy = settings.rollout
@@ -43,7 +54,7 @@ def window_start(state: RolloutState, now: float, settings: Settings) -> float:
     if now - warm - policy.scrape_lag_seconds >= policy.min_window_seconds:
         start = max(start, warm)
     pending = evidence_until(state)
-    if state.consecutive > 0 and pending is not None:
+    if pending is not None:
         start = max(start, pending)
     return start
 
@@ -81,6 +92,7 @@ def remember(
         extra.pop("evidence_until", None)
     else:
         extra["evidence_until"] = breaker.evidence_until
+    extra["above_threshold"] = breaker.above
     if canary_requests and state.weight > 0 and window > 0:
         extra["traffic_rps"] = canary_requests / window / (state.weight / 100.0)
     return extra
