@@ -171,7 +171,10 @@ class BreakerPolicy(_Section):
     warmup_seconds: float = Field(
         30.0,
         ge=0,
-        description="Grace after each weight change: latency-only violations hold and are not counted.",
+        description=(
+            "Grace after each weight change: latency-only violations judged on a window that starts "
+            "within it hold and are not counted."
+        ),
     )
     metrics_outage_seconds: float = Field(
         300.0, gt=0, description="Metrics unavailable for longer than this: roll back (fail toward stable)."

@@ -37,6 +37,9 @@ def scenario(**extra: Any) -> Scenario:
 # 90 s after it starts.
 SECOND_CLEAN_LOOK = 120.0
 SECOND_STEP_ANALYSIS = 151.0
+# A +50 % p99 from ~450 requests at 5 % is often within the noise: separate 45 s windows
+# from 75 s on until two are beyond it (or five read above the threshold).
+FOURTH_SEPARATE_WINDOW = 75.0 + 3 * 45.0 + 1.0
 
 
 @pytest.mark.parametrize(
@@ -44,7 +47,7 @@ SECOND_STEP_ANALYSIS = 151.0
     [
         ("latency-regression-100", SECOND_CLEAN_LOOK),  # severe: at once when the evidence is conclusive
         ("error-regression-5pts", SECOND_STEP_ANALYSIS),
-        ("latency-regression-50", SECOND_STEP_ANALYSIS),
+        ("latency-regression-50", FOURTH_SEPARATE_WINDOW),
     ],
 )
 def test_canarypilot_rolls_back_a_bad_canary_in_bounded_time(name: str, bound: float) -> None:
