@@ -36,6 +36,23 @@ for module in (analyze, serve, rollout, demo, simulate, render, preflight, roi):
     module.register(app)
 
 
+def _first_sentence(text: str) -> str:
+    head = " ".join(text.split())
+    end = head.find(". ")
+    return head if end < 0 else head[: end + 1]
+
+
+# The command list shows one sentence each; `canarypilot COMMAND --help` shows it all.
+for _info in app.registered_commands:
+    if _info.help and not _info.short_help:
+        _info.short_help = _first_sentence(_info.help)
+for _group in app.registered_groups:
+    _instance = _group.typer_instance
+    _help = _instance.info.help if _instance is not None else None
+    if isinstance(_help, str) and not isinstance(_group.short_help, str):
+        _group.short_help = _first_sentence(_help)
+
+
 def _version(value: bool) -> None:
     if value:
         from canarypilot import __version__
@@ -53,6 +70,30 @@ def _root(
     """canarypilot: how much traffic can this canary safely take?"""
 
 
-def main() -> None:
-    """Console-script entry point."""
-    app()
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point.
+
+    Usage errors (an unknown option, a bad value) become one line on stderr with
+    exit code 2, like every other error of canarypilot, instead of a framed box.
+    """
+    import sys
+
+    try:  # typer >= 0.16 bundles its own click
+        from typer._click.exceptions import ClickException, NoArgsIsHelpError
+    except ImportError:  # pragma: no cover - older typer with the click package
+        from click.exceptions import (  # type: ignore[assignment,no-redef,unused-ignore]
+            ClickException,
+            NoArgsIsHelpError,
+        )
+
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        result = app(args=args, prog_name="canarypilot", standalone_mode=False)
+    except NoArgsIsHelpError as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except ClickException as exc:
+        where = exc.ctx.command_path if getattr(exc, "ctx", None) else "canarypilot"  # type: ignore[attr-defined]
+        typer.echo(f"canarypilot: error: {exc.format_message()} (see '{where} --help')", err=True)
+        sys.exit(exc.exit_code)
+    sys.exit(result if isinstance(result, int) else 0)
