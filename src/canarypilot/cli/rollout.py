@@ -11,6 +11,7 @@ failure (e.g. a rollback the router did not confirm), 2 usage or config error.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,17 @@ def rollout(
     state_dir: Path | None = typer.Option(None, "--state-dir", help=_STATE_HELP),
     resume: bool = typer.Option(False, "--resume", help="Continue the rollout stored in --state-dir."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines; only the outcome."),
+    metrics_port: int = typer.Option(
+        0,
+        "--metrics-port",
+        min=0,
+        max=65535,
+        help="Serve the rollout's Prometheus metrics (canarypilot_applied_weight, decisions, deltas) "
+        "on this port while it runs; 0: off.",
+    ),
+    metrics_address: str = typer.Option(
+        "127.0.0.1", "--metrics-address", help="Address for --metrics-port (0.0.0.0: all interfaces)."
+    ),
 ) -> None:
     """Drive one rollout to promoted or rolled back (see the commands below to control it)."""
     if ctx.invoked_subcommand is not None:
@@ -61,11 +73,22 @@ def rollout(
     if resume and state_dir is None and config is None:
         fail("--resume needs --state-dir DIR")
     with friendly_errors():
-        code = _run(config, _state_dir(state_dir, config), resume=resume, quiet=quiet)
+        code = _run(
+            config, _state_dir(state_dir, config), resume=resume, quiet=quiet,
+            metrics_port=metrics_port, metrics_address=metrics_address,
+        )  # fmt: skip
     raise typer.Exit(code)
 
 
-def _run(config: Path | None, state_dir: Path, *, resume: bool, quiet: bool) -> int:
+def _run(
+    config: Path | None,
+    state_dir: Path,
+    *,
+    resume: bool,
+    quiet: bool,
+    metrics_port: int = 0,
+    metrics_address: str = "127.0.0.1",
+) -> int:
     import asyncio
     import logging
     from contextlib import AsyncExitStack
@@ -94,7 +117,10 @@ def _run(config: Path | None, state_dir: Path, *, resume: bool, quiet: bool) -> 
             file = parse_rollout_file(text, source=f"stored rollout file in {state_dir}")
         store.load(file.name)  # the directory must belong to this rollout
         store.save_config(text)
-        on_event = None if quiet else printer(typer.echo)
+        on_event = _observers(
+            None if quiet else printer(typer.echo),
+            _serve_metrics(file.spec().target.service, metrics_port, metrics_address),
+        )
 
         async def drive() -> Any:
             async with AsyncExitStack() as stack:
@@ -122,6 +148,36 @@ def _run(config: Path | None, state_dir: Path, *, resume: bool, quiet: bool) -> 
     if outcome.phase is Phase.FAILED:
         typer.echo(f"canarypilot: error: rollout FAILED: {'; '.join(outcome.reasons)}", err=True)
     return codes.get(outcome.phase, EXIT_BACKEND)
+
+
+def _serve_metrics(service: str, port: int, address: str) -> Callable[[Any], None] | None:
+    """Start the rollout's /metrics endpoint (a daemon thread that ends with the process)."""
+    if not port:
+        return None
+    from prometheus_client import start_http_server
+
+    from canarypilot.rollout.telemetry import RolloutMetrics
+
+    metrics = RolloutMetrics(service)
+    try:
+        start_http_server(port, addr=address, registry=metrics.registry)
+    except OSError as exc:
+        fail(f"cannot serve metrics on {address}:{port}: {exc.strerror or exc}")
+    return metrics.observe
+
+
+def _observers(*callbacks: Callable[[Any], None] | None) -> Callable[[Any], None] | None:
+    chosen = [c for c in callbacks if c is not None]
+    if not chosen:
+        return None
+    if len(chosen) == 1:
+        return chosen[0]
+
+    def fan_out(event: Any) -> None:
+        for callback in chosen:
+            callback(event)
+
+    return fan_out
 
 
 # -- control commands -------------------------------------------------------------------------
