@@ -1,8 +1,13 @@
-"""`canarypilot analyze`: one decision now, from Prometheus, as JSON or a table."""
+"""`canarypilot analyze`: one decision now, as JSON or a table.
+
+From Prometheus when a URL is set; otherwise from the versions' own /metrics
+pages (``--scrape`` or ``scrape.targets``), scraped here for one analysis window.
+"""
 
 from __future__ import annotations
 
 import json
+import sys
 from enum import StrEnum
 from typing import Any
 
@@ -12,6 +17,7 @@ from canarypilot.cli.common import (
     EXIT_HOLD,
     EXIT_PROCEED,
     EXIT_ROLLBACK,
+    fail,
     friendly_errors,
     run_async,
     settings_from,
@@ -54,21 +60,43 @@ def analyze(
         help="Evaluate at this instant instead of now: Unix seconds or ISO 8601 (UTC if no zone).",
     ),
     output: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
+    scrape: list[str] | None = typer.Option(
+        None,
+        "--scrape",
+        help=(
+            "VERSION=HOST:PORT (or VERSION=URL) of a /metrics page, repeatable: without a Prometheus "
+            "URL, scrape these for one --window and judge (replaces scrape.targets)."
+        ),
+    ),
+    scrape_interval: float | None = typer.Option(
+        None, "--scrape-interval", help="Seconds between scrapes (default 15; scrape.interval_seconds)."
+    ),
 ) -> None:
     overrides: dict[str, Any] = {
         "prometheus": {"url": prometheus, "timeout_seconds": timeout},
         "query": {"window": window, "canary_version": canary_version, "stable_version": stable_version},
+        "scrape": {"interval_seconds": scrape_interval},
     }
     with friendly_errors():
+        if scrape:
+            overrides["scrape"]["targets"] = parse_scrape_flags(scrape)
         settings = settings_from(config, overrides)
-        if not settings.prometheus.url:
+        if settings.prometheus.url:
+            from canarypilot.api import analyze as run
+
+            when = parse_instant(at)
+            decision = run_async(lambda: run(service, settings=settings, at=when))
+        elif settings.scrape.targets:
+            if at is not None:
+                fail("--at needs Prometheus: scraped metrics only exist from now on")
+            decision = run_async(lambda: _scrape_and_judge(service, settings))
+        else:
             from canarypilot._exceptions import ConfigError
 
-            raise ConfigError("no Prometheus URL: pass --prometheus URL or set prometheus.url")
-        from canarypilot.api import analyze as run
-
-        when = parse_instant(at)
-        decision = run_async(lambda: run(service, settings=settings, at=when))
+            raise ConfigError(
+                "no Prometheus URL and no scrape targets: pass --prometheus URL (or set prometheus.url), or "
+                "--scrape VERSION=HOST:PORT per version (or set scrape.targets)"
+            )
     if output is Format.json:
         typer.echo(json.dumps(decision.to_dict(), indent=2))
     else:
@@ -76,6 +104,29 @@ def analyze(
     raise typer.Exit(
         {"proceed": EXIT_PROCEED, "hold": EXIT_HOLD, "rollback": EXIT_ROLLBACK}[decision.status.value]
     )
+
+
+def parse_scrape_flags(flags: list[str]) -> dict[str, list[str]]:
+    """``--scrape VERSION=ADDRESS`` flags as ``scrape.targets``: addresses per version, in order."""
+    from canarypilot._exceptions import ConfigError
+
+    targets: dict[str, list[str]] = {}
+    for flag in flags:
+        version, sep, address = flag.partition("=")
+        if not sep or not version.strip() or not address.strip():
+            raise ConfigError(f"--scrape {flag!r}: expected VERSION=HOST:PORT, e.g. v2-canary=10.0.0.9:8080")
+        targets.setdefault(version.strip(), []).append(address.strip())
+    return targets
+
+
+async def _scrape_and_judge(service: str, settings: Any) -> Any:
+    """Scrape every target over one window, then judge what was seen (see scrape_window)."""
+    from canarypilot.api import analyze as run
+    from canarypilot.cli.scrape_window import scrape_window
+
+    progress = sys.stderr.isatty()
+    async with scrape_window(settings, service=service, progress=progress) as provider:
+        return await run(service, settings=settings, provider=provider)
 
 
 def parse_instant(text: str | None) -> float | None:
