@@ -11,7 +11,10 @@
     slo: {max_latency_delta: 0.15}
 
 The usual settings sections (``interpolation``, ``slo``, ``breaker``, ``query``,
-``rollout``) sit at the top level. Unknown keys are errors that name the key.
+``rollout``, ``prometheus``, ``scrape``) sit at the top level. Without a
+``metrics:`` block the metrics come from ``prometheus.url`` when it is set, else
+from ``scrape.targets`` (the embedded scraper), else the file is refused.
+Unknown keys are errors that name the key.
 Routers and metrics providers are built from the ``type`` field through two
 small registries; a new kind is one entry there (see docs/rollout.md).
 """
@@ -35,6 +38,7 @@ from canarypilot.policy import (
     PrometheusSettings,
     QueryPolicy,
     RolloutPolicy,
+    ScrapeSettings,
     Settings,
     SLOPolicy,
 )
@@ -145,7 +149,9 @@ class RolloutFile(_Strict):
     name: str
     target: TargetConfig
     router: RouterConfig
-    metrics: MetricsConfig
+    metrics: MetricsConfig | None = None
+    prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)  # type: ignore[arg-type]
+    scrape: ScrapeSettings = Field(default_factory=ScrapeSettings)  # type: ignore[arg-type]
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)  # type: ignore[arg-type]
     interpolation: InterpolationPolicy = Field(default_factory=InterpolationPolicy)  # type: ignore[arg-type]
     slo: SLOPolicy = Field(default_factory=SLOPolicy)  # type: ignore[arg-type]
@@ -153,11 +159,32 @@ class RolloutFile(_Strict):
     query: QueryPolicy = Field(default_factory=QueryPolicy)  # type: ignore[arg-type]
     rollout: RolloutPolicy = Field(default_factory=RolloutPolicy)  # type: ignore[arg-type]
 
+    def metrics_source(self) -> PrometheusMetricsConfig | ScrapeMetricsConfig:
+        """``metrics:`` when given, else ``prometheus.url``, else ``scrape.targets``."""
+        if self.metrics is not None:
+            return self.metrics
+        if self.prometheus.url:
+            return PrometheusMetricsConfig(type="prometheus", **self.prometheus.model_dump())
+        if self.scrape.targets:
+            return ScrapeMetricsConfig(
+                type="scrape", targets=self.scrape.targets, interval_seconds=self.scrape.interval_seconds
+            )
+        raise ConfigError(
+            "no metrics source: add a metrics: block, or set prometheus.url, or scrape.targets "
+            "(/metrics addresses per version)"
+        )
+
     def spec(self) -> RolloutSpec:
+        source = self.metrics_source()
         prometheus = (
-            PrometheusSettings(**self.metrics.model_dump(exclude={"type"}))
-            if isinstance(self.metrics, PrometheusMetricsConfig)
+            PrometheusSettings(**source.model_dump(exclude={"type"}))
+            if isinstance(source, PrometheusMetricsConfig)
             else PrometheusSettings()  # type: ignore[call-arg]
+        )
+        scrape = (
+            self.scrape.model_copy(update=source.model_dump(exclude={"type"}))
+            if isinstance(source, ScrapeMetricsConfig)
+            else self.scrape
         )
         settings = Settings(
             interpolation=self.interpolation,
@@ -165,6 +192,7 @@ class RolloutFile(_Strict):
             breaker=self.breaker,
             query=self.query,
             prometheus=prometheus,
+            scrape=scrape,
             rollout=self.rollout,
         )
         target = Target(self.target.service, self.target.canary_version, self.target.stable_version)
@@ -293,20 +321,17 @@ ROUTERS: dict[str, RouterBuilder] = {
 
 
 async def open_metrics(file: RolloutFile, stack: AsyncExitStack) -> MetricsProvider:
-    """The metrics provider named by ``metrics.type``, closed when ``stack`` closes."""
+    """The provider ``file.metrics_source()`` names, closed when ``stack`` closes."""
     spec = file.spec()
-    if isinstance(file.metrics, PrometheusMetricsConfig):
+    if isinstance(file.metrics_source(), PrometheusMetricsConfig):
         from canarypilot.metrics.prometheus import PrometheusMetrics
 
         return await stack.enter_async_context(
             PrometheusMetrics(spec.settings.prometheus, spec.settings.query)
         )
-    from canarypilot.metrics.scrape import ScrapeMetrics, ScrapeSettings
+    from canarypilot.metrics.scrape import ScrapeMetrics
 
-    scrape = ScrapeSettings(interval_seconds=file.metrics.interval_seconds)  # type: ignore[call-arg]
-    provider = ScrapeMetrics(
-        file.metrics.targets, scrape, query=spec.settings.query, service=spec.target.service
-    )
+    provider = ScrapeMetrics.from_settings(spec.settings, service=spec.target.service)
     return await stack.enter_async_context(provider)
 
 
