@@ -187,6 +187,23 @@ class BreakerPolicy(_Section):
             "beyond the noise: a canary within the SLO does so at most about half the time (5: ~3%)."
         ),
     )
+    conclusive_at_once: bool = Field(
+        True,
+        description=(
+            "A violation whose whole confidence interval lies beyond its threshold (conclusive, with "
+            "enough samples) rolls back at once instead of waiting for a second window: the second "
+            "window guards against noise, and such a reading is already beyond it."
+        ),
+    )
+    conclusive_tail_requests: float = Field(
+        10.0,
+        ge=0,
+        description=(
+            "A conclusive latency violation rolls back at once only with at least this many canary "
+            "requests expected beyond the quantile (10 at p99: 1,000 requests): the interval leans on "
+            "an assumed tail shape, trusted only with a tail of some size. Errors need no minimum."
+        ),
+    )
 
 
 class QueryPolicy(_Section):

@@ -139,7 +139,7 @@ def test_half_the_requests_failing_rolls_back_at_once_even_from_100_requests() -
 
 
 def test_the_second_violation_must_come_from_a_separate_window() -> None:
-    d, evidence = reading(canary_p99=0.25, requests=20_000)
+    d, evidence = reading(canary_p99=0.25, requests=2_000)  # beyond the noise, not conclusive
     _, s1 = assess(d, BreakerState(), now=100, last_weight_change=0, evidence=evidence, window_start=40)
     assert s1.consecutive == 1 and s1.evidence_until == 100
     # same samples read again (window from 55 s, overlapping the first): not counted
@@ -164,3 +164,26 @@ def test_a_pass_clears_the_pending_evidence() -> None:
     good, good_evidence = reading(requests=20_000)
     _, s2 = assess(good, s1, now=145, last_weight_change=0, evidence=good_evidence, window_start=100)
     assert s2.consecutive == 0 and s2.evidence_until is None
+
+
+def test_a_conclusive_violation_rolls_back_at_once() -> None:
+    # +25 % from 20,000 canary requests (200 beyond the p99): even the favourable end of the
+    # interval is above the 10 % threshold, so a second window would add nothing
+    d, evidence = reading(canary_p99=0.25, requests=20_000)
+    v, s = assess(d, BreakerState(), now=100, last_weight_change=0, evidence=evidence, window_start=40)
+    assert v.action is Action.ROLLBACK and v.weight == 0.0 and "rolling back at once" in v.reasons[-1]
+    # with the rule off, the same reading waits for a second, separate window
+    off = BreakerPolicy(conclusive_at_once=False)  # type: ignore[call-arg]
+    v, s = assess(
+        d, BreakerState(), now=100, last_weight_change=0, evidence=evidence, window_start=40, policy=off
+    )
+    assert v.action is Action.HOLD and s.consecutive == 1
+
+
+def test_a_conclusive_latency_violation_from_a_thin_tail_waits_for_a_second_window() -> None:
+    # +60 % from 800 canary requests (8 beyond the p99): conclusive, but the tail is below
+    # conclusive_tail_requests (10), and the interval leans on an assumed tail shape
+    d, evidence = reading(canary_p99=0.32, requests=800)
+    assert evidence.latency is not None and evidence.latency.conclusive_violation
+    v, s = assess(d, BreakerState(), now=100, last_weight_change=0, evidence=evidence, window_start=40)
+    assert v.action is Action.HOLD and s.consecutive == 1

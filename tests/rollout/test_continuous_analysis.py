@@ -105,7 +105,7 @@ async def test_a_pending_violation_survives_a_restart(clock: FakeClock, tmp_path
         if event.kind is EventKind.VERDICT and event.data.get("consecutive_violations") == 1:
             crashed.update(armed=True, at=event.at)
 
-    metrics = Dying(clock, lambda t: Health(latency_delta=0.25, requests=20_000))
+    metrics = Dying(clock, lambda t: Health(latency_delta=0.25, requests=2_000))
     spec = make_spec()
     router = RecordingRouter()
     with StateStore(tmp_path) as store, contextlib.suppress(Crash):

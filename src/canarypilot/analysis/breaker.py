@@ -19,6 +19,11 @@ Rules (defaults in ``BreakerPolicy`` and ``SLOPolicy``):
   with enough samples. A p99 from a few hundred requests, or a ten-second
   latency spike in a short window, is not enough to skip the two-in-a-row
   rule; 50 % errors are;
+* a violation whose whole confidence interval lies beyond its threshold
+  (``conclusive_violation``) rolls back at once (``conclusive_at_once``): the
+  second window is a guard against noise, and such a reading is beyond it.
+  Latency needs ``conclusive_tail_requests`` canary requests beyond the
+  quantile for that (the interval leans on an assumed tail shape);
 * a latency violation judged on a window that reaches into the
   ``warmup_seconds`` after a weight change neither counts nor rolls back
   (cache warm-up); error violations always count;
@@ -108,6 +113,13 @@ def assess(
         new_state = replace(state, consecutive=count, above=state.above + 1, evidence_until=now)
         return Verdict(Action.ROLLBACK, 0.0, decision, reasons, count), new_state
 
+    if policy.conclusive_at_once and any(_conclusive(v, evidence, policy) for v in eligible):
+        count = state.consecutive + 1
+        at_once = "conclusive violation: even the favourable end of the interval breaks the threshold"
+        reasons = (*decision.reasons, *notes, f"{at_once}; rolling back at once")
+        new_state = replace(state, consecutive=count, above=state.above + 1, evidence_until=now)
+        return Verdict(Action.ROLLBACK, 0.0, decision, reasons, count), new_state
+
     if state.evidence_until is not None and start < state.evidence_until - _EDGE:
         return hold(
             *notes,
@@ -146,6 +158,18 @@ def assess(
 def _beyond_noise(violation: Violation, evidence: Evidence | None) -> bool:
     signal = None if evidence is None else evidence.of(violation.kind)
     return signal is None or signal.beyond_noise
+
+
+def _conclusive(violation: Violation, evidence: Evidence | None, policy: BreakerPolicy) -> bool:
+    """Conclusive evidence is never assumed: without intervals the two-window rule applies.
+
+    A latency interval leans on an assumed tail shape, so it is trusted alone only with
+    ``conclusive_tail_requests`` canary requests beyond the quantile.
+    """
+    signal = None if evidence is None else evidence.of(violation.kind)
+    if signal is None or not signal.conclusive_violation:
+        return False
+    return violation.kind is ViolationKind.ERRORS or signal.samples >= policy.conclusive_tail_requests
 
 
 def _conclusive_severe(violation: Violation, evidence: Evidence | None) -> bool:
