@@ -115,3 +115,14 @@ def test_bad_scrape_input_is_one_line_and_exit_2(args: tuple[str, ...], message:
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("canarypilot: error: ")
     assert message in lines[0]
+
+
+def test_serve_without_prometheus_needs_a_service() -> None:
+    result = CliRunner().invoke(app, ["serve", "--port", "0", "--scrape", "v1-stable=127.0.0.1:9"])
+    assert result.exit_code == 2 and "pass --service NAME" in result.stderr
+
+
+def test_serve_without_any_source_names_both_options() -> None:
+    result = CliRunner().invoke(app, ["serve", "--port", "0"])
+    assert result.exit_code == 2
+    assert "--prometheus URL" in result.stderr and "--scrape VERSION=HOST:PORT" in result.stderr

@@ -1,4 +1,8 @@
-"""`canarypilot serve`: the analysis service Argo Rollouts' Web metric provider calls."""
+"""`canarypilot serve`: the analysis service Argo Rollouts' Web metric provider calls.
+
+Decisions come from Prometheus when a URL is set; otherwise from the embedded
+scraper over ``--scrape`` / ``scrape.targets``, for the one ``--service`` named.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,8 @@ HELP = (
     "Serve decisions over HTTP for Argo Rollouts (GET or POST /analyze), with /healthz, "
     "/livez and /metrics. Every answer is JSON: 200 a decision, 422 a bad parameter, "
     "401 a missing or wrong token, 413 a body too large, 502/503 Prometheus failed. "
+    "Without a Prometheus URL it scrapes --scrape targets itself for the one --service "
+    "(other services hold: no data). "
     "SIGTERM stops accepting connections, lets in-flight requests finish (service.drain_seconds), "
     "then ends the process by that signal (status 143 in a shell; Ctrl-C: 130). "
     "Exit code 2: usage or configuration error (bad flag or settings, unreadable token file, "
@@ -41,22 +47,42 @@ def serve(
         None, help="Seconds a decision is reused (default 5; service.cache_ttl_seconds)."
     ),
     log_level: str = typer.Option("info", help="debug, info, warning or error."),
+    service: str | None = typer.Option(
+        None, "--service", "-s", help="Without Prometheus: the service (job label) the scraped pods serve."
+    ),
+    scrape: list[str] | None = typer.Option(
+        None,
+        "--scrape",
+        help="VERSION=HOST:PORT of a /metrics page, repeatable (replaces scrape.targets); no URL only.",
+    ),
+    scrape_interval: float | None = typer.Option(
+        None, "--scrape-interval", help="Seconds between scrapes (default 15; scrape.interval_seconds)."
+    ),
 ) -> None:
     overrides: dict[str, Any] = {
         "prometheus": {"url": prometheus},
         "service": {"token_file": token_file, "cache_ttl_seconds": cache_ttl},
+        "scrape": {"interval_seconds": scrape_interval},
     }
     levels = {"debug": 10, "info": 20, "warning": 30, "error": 40}
     if log_level not in levels:
         fail(f"--log-level must be one of {', '.join(levels)}", EXIT_USAGE)
     with friendly_errors():
-        settings = settings_from(config, overrides)
         from canarypilot._exceptions import ConfigError
+        from canarypilot.cli.analyze import parse_scrape_flags
 
-        if not settings.prometheus.url:
-            raise ConfigError("no Prometheus URL: pass --prometheus URL or set prometheus.url")
+        if scrape:
+            overrides["scrape"]["targets"] = parse_scrape_flags(scrape)
+        settings = settings_from(config, overrides)
+        if not settings.prometheus.url and not settings.scrape.targets:
+            raise ConfigError(
+                "no Prometheus URL and no scrape targets: pass --prometheus URL (or set prometheus.url), "
+                "or --service NAME with --scrape VERSION=HOST:PORT per version (or set scrape.targets)"
+            )
+        if not settings.prometheus.url and service is None:
+            raise ConfigError("scraping without Prometheus serves one service: pass --service NAME")
         token = _read_token(settings.service.token_file)
-        _run(settings, token, host, port, levels[log_level])
+        _run(settings, token, host, port, levels[log_level], None if settings.prometheus.url else service)
 
 
 def _read_token(path: str | None) -> str | None:
@@ -75,13 +101,13 @@ def _read_token(path: str | None) -> str | None:
     return token
 
 
-def _run(settings: Any, token: str | None, host: str, port: int, level: int) -> None:
+def _run(settings: Any, token: str | None, host: str, port: int, level: int, scraped: str | None) -> None:
+    """Serve; ``scraped`` names the service when the embedded scraper replaces Prometheus."""
     import socket
 
     import uvicorn
 
     from canarypilot._exceptions import ConfigError
-    from canarypilot.metrics.prometheus import PrometheusMetrics
     from canarypilot.service import create_app
     from canarypilot.service.telemetry import json_logging
 
@@ -95,11 +121,21 @@ def _run(settings: Any, token: str | None, host: str, port: int, level: int) -> 
     except OSError as exc:
         sock.close()
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
-    provider = PrometheusMetrics(settings.prometheus, settings.query)
+    try:
+        provider = _provider(settings, scraped)
+    except ConfigError:
+        sock.close()
+        raise
     app = create_app(provider, settings, token=token, owns_provider=True)
+
+    async def asgi(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan" and scraped is not None:
+            provider.start()  # the scrape loop lives on uvicorn's event loop
+        await app(scope, receive, send)
+
     server = uvicorn.Server(
         uvicorn.Config(
-            app,
+            asgi,
             log_config=None,
             access_log=False,
             timeout_graceful_shutdown=int(settings.service.drain_seconds) or None,
@@ -111,3 +147,13 @@ def _run(settings: Any, token: str | None, host: str, port: int, level: int) -> 
         server.run(sockets=[sock])
     finally:
         sock.close()
+
+
+def _provider(settings: Any, scraped: str | None) -> Any:
+    if scraped is None:
+        from canarypilot.metrics.prometheus import PrometheusMetrics
+
+        return PrometheusMetrics(settings.prometheus, settings.query)
+    from canarypilot.metrics.scrape import ScrapeMetrics
+
+    return ScrapeMetrics.from_settings(settings, service=scraped)
