@@ -627,18 +627,23 @@ def _validate(data: Mapping[str, Any], *, source: str, origins: Mapping[str, str
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-            variable = next(
-                (var for key, var in (origins or {}).items() if _related(where, key)),
-                None,
-            )
-            if variable:
-                where = f"{where} (from {variable})"
-            msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-            problems.append(f"{where}: {msg}")
-        raise ConfigError(f"invalid settings ({source}): " + "; ".join(problems)) from None
+        raise ConfigError(
+            f"invalid settings ({source}): " + describe_validation_error(exc, origins)
+        ) from None
+
+
+def describe_validation_error(exc: ValidationError, origins: Mapping[str, str] | None = None) -> str:
+    """Every problem as ``dotted.key: message``; an unknown key says so, and a key set by an
+    environment variable (``origins``: dotted key -> variable) names the variable."""
+    problems = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        variable = next((var for key, var in (origins or {}).items() if _related(where, key)), None)
+        if variable:
+            where = f"{where} (from {variable})"
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        problems.append(f"{where}: {msg}")
+    return "; ".join(problems)
 
 
 def _deep_update(base: dict[str, Any], extra: Mapping[str, Any]) -> None:

@@ -28,16 +28,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from canarypilot.demo.scenarios import Behaviour
-from canarypilot.routing.proxy import (
-    MAX_HEAD_BYTES,
-    MAX_REQUEST_BODY,
-    BodyTooLarge,
-    Message,
-    ProtocolError,
-    close_writer,
-    read_message,
-    render_response,
-)
+from canarypilot.routing.proxy import MAX_HEAD_BYTES, Message, render_response, serve_connection
 
 #: Buckets 5 ms .. ~2.6 s, each 8% wider than the last: fine enough that
 #: histogram_quantile resolves a 15% p99 difference.
@@ -154,32 +145,13 @@ class SampleService:
         await self.aclose()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._connections.add(task)
-        try:
-            while True:
-                request = await read_message(reader, body_limit=MAX_REQUEST_BODY)
-                if request is None:
-                    return
-                answer = await self._answer(request)
-                if request.first == b"HEAD":
-                    answer = answer[: answer.index(b"\r\n\r\n") + 4]
-                writer.write(answer)
-                await writer.drain()
-                if not request.keep_alive:
-                    return
-        except BodyTooLarge:
-            writer.write(render_response(413, b"request body too large\n"))
-        except ProtocolError as exc:
-            writer.write(render_response(400, f"{exc}\n".encode()))
-        except OSError:
-            pass  # the client went away
-        except asyncio.CancelledError:
-            pass  # shutting down: end quietly (asyncio 3.11 logs handlers that end cancelled)
-        finally:
-            self._connections.discard(task)
-            await close_writer(writer)
+        await serve_connection(reader, writer, self._connections, self._respond)
+
+    async def _respond(self, request: Message) -> bytes:
+        answer = await self._answer(request)
+        if request.first == b"HEAD":
+            answer = answer[: answer.index(b"\r\n\r\n") + 4]
+        return answer
 
     async def _answer(self, request: Message) -> bytes:
         path = request.second.split(b"?", 1)[0]

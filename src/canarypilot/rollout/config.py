@@ -32,16 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from canarypilot._exceptions import ConfigError
 from canarypilot.metrics.base import MetricsProvider
 from canarypilot.model import Target
-from canarypilot.policy import (
-    BreakerPolicy,
-    InterpolationPolicy,
-    PrometheusSettings,
-    QueryPolicy,
-    RolloutPolicy,
-    ScrapeSettings,
-    Settings,
-    SLOPolicy,
-)
+from canarypilot.policy import PrometheusSettings, Settings, describe_validation_error
 from canarypilot.rollout.events import RolloutSpec
 from canarypilot.rollout.notify import Webhook, WebhookNotifier
 from canarypilot.routing.base import Router
@@ -143,21 +134,14 @@ class NotificationsConfig(_Strict):
     timeout_seconds: float = Field(2.0, gt=0, description="Per webhook call; never delays a rollback.")
 
 
-class RolloutFile(_Strict):
-    """The whole file. Field docs: docs/rollout.md."""
+class RolloutFile(Settings):
+    """The whole file: every settings section, plus what one rollout needs. Docs: docs/rollout.md."""
 
     name: str
     target: TargetConfig
     router: RouterConfig
     metrics: MetricsConfig | None = None
-    prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)  # type: ignore[arg-type]
-    scrape: ScrapeSettings = Field(default_factory=ScrapeSettings)  # type: ignore[arg-type]
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)  # type: ignore[arg-type]
-    interpolation: InterpolationPolicy = Field(default_factory=InterpolationPolicy)  # type: ignore[arg-type]
-    slo: SLOPolicy = Field(default_factory=SLOPolicy)  # type: ignore[arg-type]
-    breaker: BreakerPolicy = Field(default_factory=BreakerPolicy)  # type: ignore[arg-type]
-    query: QueryPolicy = Field(default_factory=QueryPolicy)  # type: ignore[arg-type]
-    rollout: RolloutPolicy = Field(default_factory=RolloutPolicy)  # type: ignore[arg-type]
 
     def metrics_source(self) -> PrometheusMetricsConfig | ScrapeMetricsConfig:
         """``metrics:`` when given, else ``prometheus.url``, else ``scrape.targets``."""
@@ -186,15 +170,8 @@ class RolloutFile(_Strict):
             if isinstance(source, ScrapeMetricsConfig)
             else self.scrape
         )
-        settings = Settings(
-            interpolation=self.interpolation,
-            slo=self.slo,
-            breaker=self.breaker,
-            query=self.query,
-            prometheus=prometheus,
-            scrape=scrape,
-            rollout=self.rollout,
-        )
+        sections = {name: getattr(self, name) for name in Settings.model_fields}
+        settings = Settings(**{**sections, "prometheus": prometheus, "scrape": scrape})
         target = Target(self.target.service, self.target.canary_version, self.target.stable_version)
         return RolloutSpec(self.name, target, settings)
 
@@ -217,11 +194,7 @@ def parse_rollout_file(text: str, *, source: str = "rollout file") -> RolloutFil
         parsed = RolloutFile.model_validate(data)
         parsed.spec()  # names, versions, cross-field rules
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-            problems.append(f"{where}: {'unknown key' if err['type'] == 'extra_forbidden' else err['msg']}")
-        raise ConfigError(f"invalid {source}: " + "; ".join(problems)) from None
+        raise ConfigError(f"invalid {source}: {describe_validation_error(exc)}") from None
     except ConfigError as exc:
         raise ConfigError(f"invalid {source}: {exc}") from None
     return parsed

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import random
 import threading
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from canarypilot._exceptions import RouterError
@@ -176,6 +177,42 @@ async def close_writer(writer: asyncio.StreamWriter) -> None:
         await writer.wait_closed()
 
 
+async def serve_connection(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    connections: set[asyncio.Task[None]],
+    answer: Callable[[Message], Awaitable[bytes]],
+) -> None:
+    """One HTTP/1.1 connection: answer each request until the client stops keeping it alive.
+
+    The task is tracked in ``connections`` so a server can cancel what is still open when it
+    stops; bad requests get 413 or 400, and a client that goes away ends the loop quietly.
+    """
+    task = asyncio.current_task()
+    assert task is not None
+    connections.add(task)
+    try:
+        while True:
+            request = await read_message(reader, body_limit=MAX_REQUEST_BODY)
+            if request is None:
+                return
+            writer.write(await answer(request))
+            await writer.drain()
+            if not request.keep_alive:
+                return
+    except BodyTooLarge:
+        writer.write(render_response(413, b"request body too large\n"))
+    except ProtocolError as exc:
+        writer.write(render_response(400, f"{exc}\n".encode()))
+    except OSError:
+        pass  # the client went away
+    except asyncio.CancelledError:
+        pass  # shutting down: end quietly (asyncio 3.11 logs handlers that end cancelled)
+    finally:
+        connections.discard(task)
+        await close_writer(writer)
+
+
 @dataclass(frozen=True, slots=True)
 class Upstream:
     """Where one version listens."""
@@ -309,32 +346,7 @@ class WeightedProxy:
         return "canary" if self._rng.random() * 100 < self._weight else "stable"
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._connections.add(task)
-        try:
-            await self._serve(reader, writer)
-        except BodyTooLarge:
-            writer.write(render_response(413, b"request body too large\n"))
-        except ProtocolError as exc:
-            writer.write(render_response(400, f"{exc}\n".encode()))
-        except OSError:
-            pass  # the client went away
-        except asyncio.CancelledError:
-            pass  # shutting down: end quietly (asyncio 3.11 logs handlers that end cancelled)
-        finally:
-            self._connections.discard(task)
-            await close_writer(writer)
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            request = await read_message(reader, body_limit=MAX_REQUEST_BODY)
-            if request is None:
-                return
-            writer.write(await self._forward(request))
-            await writer.drain()
-            if not request.keep_alive:
-                return
+        await serve_connection(reader, writer, self._connections, self._forward)
 
     async def _forward(self, request: Message) -> bytes:
         """The response to send back for ``request``, from the upstream picked for it."""
