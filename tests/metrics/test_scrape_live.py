@@ -92,11 +92,19 @@ def pods() -> Iterator[dict[str, list[Pod]]]:
 
 
 async def both(prom: LocalPrometheus, scrape: ScrapeMetrics, query: QueryPolicy) -> tuple[Snapshot, Snapshot]:
-    at = time.time()
+    """Both snapshots at one instant: ours first, then Prometheus evaluated at that same time.
+
+    Evaluating the two at different instants (a query to Prometheus can take a
+    second on a busy machine) moves the window past the newest sample, and
+    ``rate`` then rightly extrapolates less: the comparison would measure the
+    test's own timing, not the provider.
+    """
+    ours = await scrape.snapshot(TARGET)
+    at = scrape.clock.now()
     settings = PrometheusSettings(url=prom.url)  # type: ignore[call-arg]
     async with PrometheusMetrics(settings, query, now=lambda: at) as provider:
         theirs = await provider.snapshot(TARGET)
-    return theirs, await scrape.snapshot(TARGET)
+    return theirs, ours
 
 
 def close_enough(a: float | None, b: float | None, rel: float = 0.03) -> bool:

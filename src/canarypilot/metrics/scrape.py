@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -138,13 +139,21 @@ class ScrapeMetrics:
         return sum(t.failures for t in self.targets)
 
     async def _loop(self) -> None:
+        # Rounds keep a fixed schedule, as Prometheus' scrape ticker does: a late
+        # round does not push the later ones back, and a round longer than the
+        # interval skips the ticks it missed instead of firing them back to back.
+        interval = self.settings.interval_seconds
+        due = self.clock.now()
         while True:
-            started = self.clock.now()
             try:
                 await self.scrape_once()
             except Exception:  # a bug must not silently end scraping for the rest of the rollout
                 log.exception("scrape round failed")
-            await self.clock.sleep(self.settings.interval_seconds - (self.clock.now() - started))
+            now = self.clock.now()
+            due += interval
+            if due <= now:
+                due += math.ceil((now - due) / interval + 1e-9) * interval
+            await self.clock.sleep(due - now)
 
     async def scrape_once(self) -> None:
         """Scrape every target once, concurrently, and forget samples past the retention."""
