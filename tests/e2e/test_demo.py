@@ -100,7 +100,12 @@ async def test_an_unexpected_outcome_is_reported_as_a_failure(tmp_path: Path) ->
 
 
 def _demo(*args: str, tmp_path: Path) -> subprocess.Popen[str]:
-    cli = "from canarypilot.cli import main; main()"
+    # A shell that starts a job in the background (CI harnesses do) leaves SIGINT ignored for
+    # its children, and Python then keeps it ignored: give the demo Ctrl-C back, as a terminal would.
+    cli = (
+        "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "from canarypilot.cli import main; main()"
+    )
     command = [sys.executable, "-c", cli, "demo", "--fast", "--state-dir", str(tmp_path), *args]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
