@@ -69,6 +69,10 @@ class VersionStats:
     p99_seconds: float | None = None
     error_rate: float | None = None
     requests: float | None = None
+    #: The latency histogram over the window, cumulative ``(upper_bound, count)`` pairs
+    #: sorted by bound and ending at ``+Inf``, when the backend returned it. It lets the
+    #: evidence count the canary's requests beyond stable's tail (``evidence.py``).
+    latency_buckets: tuple[tuple[float, float], ...] | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from string import Template
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -152,6 +152,16 @@ class SLOPolicy(_Section):
             "requests slower than x falls like x^-index): turns the binomial uncertainty of the "
             "quantile's rank into milliseconds. Lower is heavier-tailed and more cautious; a "
             "log-normal with p99 = 3.2 x median has 5.3."
+        ),
+    )
+    latency_evidence: Literal["quantile", "exceedance", "hybrid"] = Field(
+        "hybrid",
+        description=(
+            "Which latency interval the breaker reads: 'hybrid' judges violations on the "
+            "order-statistic interval around the two p99s and early passes on the count of canary "
+            "requests beyond the bucket bound nearest stable's p99; 'exceedance' uses the count for "
+            "both; 'quantile' the order statistic for both. The count needs the histogram (the "
+            "built-in queries return it); without it every setting uses the order statistic."
         ),
     )
     min_tail_requests: float = Field(

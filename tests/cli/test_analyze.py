@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from canarypilot.cli import app
 from canarypilot.local.processes import free_port
 from tests.metrics.fault_server import SERVICE, Reply, ScriptedPrometheus
+from tests.support.promdata import bucket_rows
 
 AT = "1700000000"
 TOKEN = "tok-0123456789-abcdef"
@@ -28,9 +29,16 @@ def answer_with(
     """Prometheus answers for (stable, canary) values."""
 
     def answer(query: str, at: float) -> bytes:
-        if "histogram_quantile" in query:
-            values = p99
-        elif "timestamp(" in query:
+        if query.startswith("sum by (le,"):
+            rows = [
+                {"metric": {"job": SERVICE, "version": v, "le": le}, "value": [at, x]}
+                for v, quantile in zip(("v1-stable", "v2-canary"), p99, strict=True)
+                for le, x in bucket_rows(quantile)
+            ]
+            return json.dumps(
+                {"status": "success", "data": {"resultType": "vector", "result": rows}}
+            ).encode()
+        if "timestamp(" in query:
             values = (str(at), str(at))
         elif "code" in query:
             values = (errors, errors)

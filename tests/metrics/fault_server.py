@@ -16,15 +16,22 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from urllib.parse import parse_qs, urlsplit
 
+from tests.support.promdata import bucket_rows
+
 SERVICE = "checkout"
 VERSIONS = ("v1-stable", "v2-canary")
 
 
 def healthy_body(query: str, at: float) -> bytes:
     """What Prometheus answers to each of the provider's four queries for identical versions."""
-    if "histogram_quantile" in query:
-        value = "0.25"
-    elif "timestamp(" in query:
+    if query.startswith("sum by (le,"):
+        result = [
+            {"metric": {"job": SERVICE, "version": v, "le": le}, "value": [at, x]}
+            for v in VERSIONS
+            for le, x in bucket_rows("0.25")
+        ]
+        return json.dumps({"status": "success", "data": {"resultType": "vector", "result": result}}).encode()
+    if "timestamp(" in query:
         value = f"{at:.3f}"
     elif "code" in query:
         value = "3"

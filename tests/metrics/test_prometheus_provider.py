@@ -17,6 +17,7 @@ import pytest
 from canarypilot import Status, Target, analyze
 from canarypilot.metrics.prometheus import PrometheusMetrics
 from canarypilot.policy import PrometheusSettings, QueryPolicy
+from tests.support.promdata import bucket_rows
 
 AT = 1_700_000_000.0
 TARGET = Target("checkout")
@@ -27,6 +28,15 @@ def vector(rows: dict[str, str], service: str = "checkout") -> dict[str, Any]:
     return {"status": "success", "data": {"resultType": "vector", "result": result}}
 
 
+def buckets(p99: dict[str, str], service: str = "checkout") -> dict[str, Any]:
+    result = [
+        {"metric": {"job": service, "version": v, "le": le}, "value": [AT, x]}
+        for v, quantile in p99.items()
+        for le, x in bucket_rows(quantile)
+    ]
+    return {"status": "success", "data": {"resultType": "vector", "result": result}}
+
+
 def answers(
     p99: dict[str, str],
     requests: dict[str, str],
@@ -34,8 +44,10 @@ def answers(
     newest: dict[str, str] | None = None,
 ) -> Callable[[str], dict[str, Any]]:
     def answer(query: str) -> dict[str, Any]:
-        if query.startswith("histogram_quantile"):
+        if query.startswith("histogram_quantile"):  # a custom latency template
             return vector(p99)
+        if query.startswith("sum by (le,"):
+            return buckets(p99)
         if query.startswith("max by"):
             return vector(newest if newest is not None else dict.fromkeys(requests, str(AT)))
         return vector(errors if "code=~" in query else requests)
@@ -115,6 +127,9 @@ async def test_extra_selector_is_added_to_every_query() -> None:
     assert all('namespace="prod"' in q for q in recorder.queries)
 
 
+CUSTOM_LATENCY = "histogram_quantile(0.99, sum by (le, $by) (rate(my_latency_bucket{$selector}[$window])))"
+
+
 @pytest.mark.parametrize(
     ("p99", "reason"),
     [
@@ -127,7 +142,10 @@ async def test_extra_selector_is_added_to_every_query() -> None:
 )
 async def test_unusable_latency_holds(p99: dict[str, str], reason: str) -> None:
     recorder = Recorder(answers(p99, {"v1-stable": "6000", "v2-canary": "1500"}, {}))
-    async with provider(recorder) as p:
+    # A quantile computed from buckets is never infinite; a custom template can be.
+    custom = "+Inf" in p99.values()
+    query = QueryPolicy(latency_template=CUSTOM_LATENCY) if custom else None
+    async with provider(recorder, query) as p:
         decision = await analyze("checkout", provider=p)
     assert decision.status is Status.HOLD and decision.weight is None
     assert any(reason in r for r in decision.reasons), decision.reasons

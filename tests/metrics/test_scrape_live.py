@@ -141,6 +141,14 @@ async def test_same_snapshot_as_prometheus_and_the_known_rates(
                 p99 = histogram_quantile(0.99, [(b, s) for b, s in SHARES])
                 assert close_enough(mine.p99_seconds, p99, rel=1e-6)
                 assert close_enough(other.p99_seconds, p99, rel=1e-6)
+                # the histograms behind the exceedance evidence: same bounds, same shares
+                assert mine.latency_buckets is not None and other.latency_buckets is not None
+                assert [b for b, _ in mine.latency_buckets] == [b for b, _ in other.latency_buckets]
+                for (bound, count), (_, their_count), (_, share) in zip(
+                    mine.latency_buckets, other.latency_buckets, SHARES, strict=True
+                ):
+                    assert close_enough(count, their_count), (bound, count, their_count)
+                    assert close_enough(count / mine.latency_buckets[-1][1], share, rel=1e-6)
             assert ours.age_seconds is not None and ours.age_seconds < 1.5
             assert theirs.age_seconds is not None and theirs.age_seconds < 1.5
 

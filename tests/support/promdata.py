@@ -37,6 +37,7 @@ __all__ = [
     "TYPES",
     "ServiceData",
     "Traffic",
+    "bucket_rows",
     "histogram_quantile",
     "openmetrics",
 ]
@@ -71,3 +72,21 @@ def histogram_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> floa
         count -= ordered[b - 1][1]
         rank -= ordered[b - 1][1]
     return start + (end - start) * (rank / count)
+
+
+def bucket_rows(p99: str, total: float = 100.0) -> list[tuple[str, str]]:
+    """``(le, rate)`` rows of a histogram whose ``histogram_quantile(0.99, ...)`` is exactly ``p99``.
+
+    What a scripted Prometheus answers to the provider's bucket query: ``"NaN"``
+    gives a histogram without observations (Prometheus' NaN), ``"0"`` one with
+    every request in an ``le="0"`` bucket. A quantile cannot be infinite.
+    """
+    if p99 == "NaN":
+        return [("1", "0"), ("+Inf", "0")]
+    value = float(p99)
+    if not math.isfinite(value):
+        raise ValueError(f"no histogram has the quantile {p99}")
+    if value == 0:
+        return [("0", repr(total)), ("+Inf", repr(total))]
+    # The rank 0.99 * total lands exactly on the first bucket's count: its upper bound.
+    return [(repr(value), repr(0.99 * total)), (repr(2 * value), repr(total)), ("+Inf", repr(total))]

@@ -24,6 +24,11 @@ Rules (defaults in ``BreakerPolicy`` and ``SLOPolicy``):
   second window is a guard against noise, and such a reading is beyond it.
   Latency needs ``conclusive_tail_requests`` canary requests beyond the
   quantile for that (the interval leans on an assumed tail shape);
+* neither one-window rule trusts an ``exceedance`` latency interval (from the
+  histograms): it counts every slow canary request, so a ten-second stall
+  inside a window is as conclusive there as a regression, severe even; only a
+  second, separate window tells them apart. It decides whether a violation
+  counts, and when a canary passes conclusively;
 * a latency violation judged on a window that reaches into the
   ``warmup_seconds`` after a weight change neither counts nor rolls back
   (cache warm-up); error violations always count;
@@ -169,11 +174,15 @@ def _conclusive(violation: Violation, evidence: Evidence | None, policy: Breaker
     signal = None if evidence is None else evidence.of(violation.kind)
     if signal is None or not signal.conclusive_violation:
         return False
-    return violation.kind is ViolationKind.ERRORS or signal.samples >= policy.conclusive_tail_requests
+    if violation.kind is ViolationKind.ERRORS:
+        return True
+    return signal.method != "exceedance" and signal.samples >= policy.conclusive_tail_requests
 
 
 def _conclusive_severe(violation: Violation, evidence: Evidence | None) -> bool:
     signal = None if evidence is None else evidence.of(violation.kind)
+    if signal is not None and signal.method == "exceedance":
+        return False  # a stall or a regression: the next window tells
     return signal is None or signal.conclusive_severe
 
 

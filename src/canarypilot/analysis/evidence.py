@@ -62,6 +62,11 @@ class SignalEvidence:
     samples: float
     min_samples: float = 0.0
     severe_threshold: float = float("inf")
+    #: How the interval was computed: ``binomial`` (errors), ``order-statistic`` (latency,
+    #: from the two p99s) or ``exceedance`` (latency, from the histograms).
+    method: str = "binomial"
+    #: What the interval was computed from, when not the default for its kind.
+    basis: str = ""
 
     @property
     def beyond_noise(self) -> bool:
@@ -96,10 +101,8 @@ class SignalEvidence:
     def describe(self) -> str:
         """E.g. ``p99 delta +25.0% (interval -1.5% .. +58.6%, 4.5 canary requests beyond the quantile)``."""
         if self.kind is ViolationKind.LATENCY:
-            return (
-                f"p99 delta {self.delta:+.1%} (interval {self.low:+.1%} .. {self.high:+.1%}, "
-                f"{self.samples:.1f} canary requests beyond the quantile)"
-            )
+            basis = self.basis or f"{self.samples:.1f} canary requests beyond the quantile"
+            return f"p99 delta {self.delta:+.1%} (interval {self.low:+.1%} .. {self.high:+.1%}, {basis})"
         return (
             f"error delta {self.delta * 100:+.2f} points (interval {self.low * 100:+.2f} .. "
             f"{self.high * 100:+.2f}, {self.samples:.0f} canary requests)"
@@ -112,6 +115,7 @@ class SignalEvidence:
             "high": self.high,
             "threshold": self.threshold,
             "samples": self.samples,
+            "method": self.method,
             "beyond_noise": self.beyond_noise,
             "conclusive_violation": self.conclusive_violation,
             "conclusive_severe": self.conclusive_severe,
@@ -125,6 +129,9 @@ class Evidence:
 
     latency: SignalEvidence | None
     errors: SignalEvidence | None
+    #: The latency interval a conclusive pass is read from, when not ``latency``'s
+    #: (``slo.latency_evidence: hybrid``).
+    latency_pass: SignalEvidence | None = None
 
     def of(self, kind: ViolationKind) -> SignalEvidence | None:
         return self.latency if kind is ViolationKind.LATENCY else self.errors
@@ -132,12 +139,14 @@ class Evidence:
     @property
     def conclusive_pass(self) -> bool:
         """Both signals are conclusively within the SLO: the weight may advance early."""
-        return all(s is not None and s.conclusive_pass for s in (self.latency, self.errors))
+        latency = self.latency_pass or self.latency
+        return all(s is not None and s.conclusive_pass for s in (latency, self.errors))
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "latency": None if self.latency is None else self.latency.to_dict(),
             "errors": None if self.errors is None else self.errors.to_dict(),
+            "latency_pass": None if self.latency_pass is None else self.latency_pass.to_dict(),
         }
 
 
@@ -158,6 +167,17 @@ def latency_evidence(
     >>> latency_evidence(s, VersionStats("v2", 0.250, 0.0, 10_000)).conclusive_violation
     True
     """
+    if slo.latency_evidence != "quantile":
+        found = exceedance_evidence(stable, canary, quantile=quantile, slo=slo)
+        if found is not None:
+            return found
+    return quantile_evidence(stable, canary, quantile=quantile, slo=slo)
+
+
+def quantile_evidence(
+    stable: VersionStats, canary: VersionStats, *, quantile: float = 0.99, slo: SLOPolicy = _SLO
+) -> SignalEvidence | None:
+    """The relative p99 delta with the order-statistic interval around the two p99s."""
     n_s, n_c = _count(stable), _count(canary)
     p_s, p_c = stable.p99_seconds, canary.p99_seconds
     if n_s is None or n_c is None or p_s is None or p_c is None:
@@ -183,6 +203,98 @@ def latency_evidence(
         samples=k_c,
         min_samples=slo.min_tail_requests,
         severe_threshold=slo.severe_factor * slo.max_latency_delta,
+        method="order-statistic",
+    )
+
+
+def tail_edge(
+    stable: tuple[tuple[float, float], ...], canary: tuple[tuple[float, float], ...], tail: float
+) -> tuple[float, float, float, float, float] | None:
+    """The bucket bound nearest stable's ``1 - tail`` quantile, with the counts beyond it.
+
+    Returns ``(bound, stable_beyond, stable_total, canary_beyond, canary_total)``: the
+    finite bound both histograms share whose share of stable's requests above it is
+    closest to ``tail`` (on a log scale), or ``None`` when there is none.
+    """
+    canary_at = dict(canary)
+    stable_total, canary_total = stable[-1][1], canary[-1][1]
+    if not (stable_total > 0 and canary_total > 0):
+        return None
+    best: tuple[float, float] | None = None
+    for bound, below in stable:
+        if not math.isfinite(bound) or bound not in canary_at:
+            continue
+        beyond = stable_total - below
+        if beyond <= 0:
+            continue
+        score = abs(math.log(beyond / stable_total / tail))
+        if best is None or score < best[0]:
+            best = (score, bound)
+    if best is None:
+        return None
+    bound = best[1]
+    stable_beyond = stable_total - dict(stable)[bound]
+    return bound, stable_beyond, stable_total, max(0.0, canary_total - canary_at[bound]), canary_total
+
+
+def exceedance_evidence(
+    stable: VersionStats, canary: VersionStats, *, quantile: float = 0.99, slo: SLOPolicy = _SLO
+) -> SignalEvidence | None:
+    """The p99 delta read from how many canary requests land beyond stable's tail.
+
+    Stable's histogram fixes a bucket bound near its p99 (thousands of requests make
+    that precise); the canary's share of requests beyond it against stable's share is
+    a ratio of two counts with exact Poisson bounds. A canary whose latencies are
+    stable's times ``f`` puts ``f**a`` times stable's share beyond the bound when the
+    tail falls like ``x**-a`` (``a`` = ``slo.latency_tail_index``), so the ratio's
+    bounds map to p99 deltas ``ratio**(1/a) - 1``. *Beyond the noise* (the canary's
+    tail is heavier than stable's) does not depend on ``a`` at all.
+
+    Unlike the order-statistic interval, which rests on the handful of canary requests
+    beyond the canary's own p99, this counts every canary request that is slower than
+    stable's p99: a canary that really is 50 % slower puts several times more there.
+    ``None`` without both histograms; the caller then falls back to the p99 interval.
+
+    >>> edges = (0.1, 0.2, 0.4, math.inf)
+    >>> hist = lambda *counts: tuple(zip(edges, counts))
+    >>> s = VersionStats("v1", 0.2, 0.0, 10_000, latency_buckets=hist(9_000, 9_900, 9_990, 10_000))
+    >>> c = VersionStats("v2", 0.3, 0.0, 300, latency_buckets=hist(250, 280, 299, 300))
+    >>> e = exceedance_evidence(s, c)
+    >>> e.beyond_noise, e.conclusive_violation, e.samples
+    (True, True, 20.0)
+    """
+    if stable.latency_buckets is None or canary.latency_buckets is None:
+        return None
+    tail = 1.0 - quantile
+    edge = tail_edge(stable.latency_buckets, canary.latency_buckets, tail)
+    if edge is None:
+        return None
+    bound, k_s, n_s, k_c, n_c = edge
+    z, index = slo.confidence_z, slo.latency_tail_index
+    low_c, high_c = poisson_bounds(k_c, z)
+    low_s, high_s = poisson_bounds(k_s, z)
+    share_s = k_s / n_s
+    # Bounds on log(canary share / stable share), the two counts' offsets in quadrature;
+    # with no canary request beyond the bound, the plain upper bound.
+    if k_c > 0:
+        centre = math.log(k_c / n_c / share_s)
+        down = math.inf if low_c <= 0 else math.hypot(math.log(k_c / low_c), math.log(high_s / k_s))
+        up = math.hypot(math.log(high_c / k_c), math.inf if low_s <= 0 else math.log(k_s / low_s))
+        low, high = centre - down, centre + up
+    else:
+        centre = low = -math.inf
+        high = math.inf if low_s <= 0 else math.log(high_c / n_c) - math.log(low_s / n_s)
+    return SignalEvidence(
+        kind=ViolationKind.LATENCY,
+        delta=_expm1(centre / index),
+        low=_expm1(low / index),
+        high=_expm1(high / index),
+        threshold=slo.max_latency_delta,
+        samples=float(max(k_c, n_c * share_s)),
+        min_samples=slo.min_tail_requests,
+        severe_threshold=slo.severe_factor * slo.max_latency_delta,
+        method="exceedance",
+        basis=f"{k_c:.1f} of {n_c:.0f} canary requests above {bound * 1000:g} ms, stable {share_s:.2%}",
     )
 
 
@@ -252,7 +364,12 @@ def error_evidence(
 
 def weigh(decision: Decision, *, quantile: float = 0.99, slo: SLOPolicy = _SLO) -> Evidence:
     """Both signals' evidence for one decision (each ``None`` without data)."""
-    return Evidence(
-        latency=latency_evidence(decision.stable, decision.canary, quantile=quantile, slo=slo),
-        errors=error_evidence(decision.stable, decision.canary, slo=slo),
-    )
+    stable, canary = decision.stable, decision.canary
+    errors = error_evidence(stable, canary, slo=slo)
+    if slo.latency_evidence == "hybrid":
+        # Violations on the order statistic, which a short stall moves little; early passes
+        # on the sharper exceedance count, which a stall can only make harder to reach.
+        order = quantile_evidence(stable, canary, quantile=quantile, slo=slo)
+        sharp = exceedance_evidence(stable, canary, quantile=quantile, slo=slo)
+        return Evidence(latency=order, errors=errors, latency_pass=sharp)
+    return Evidence(latency=latency_evidence(stable, canary, quantile=quantile, slo=slo), errors=errors)

@@ -182,11 +182,15 @@ def evaluate(
             per_le[le] = per_le.get(le, 0.0) + value
 
     quantiles: dict[tuple[str, str], float] = {}
+    histograms: dict[tuple[str, str], tuple[tuple[float, float], ...]] = {}
     for key, per_le in buckets.items():
         parsed = [(promql.parse_float(le), value) for le, value in per_le.items()]
         usable = [(bound, value) for bound, value in parsed if bound is not None]
         if usable:
             quantiles[key] = promql.histogram_quantile(query.quantile, usable)
+            histogram = promql.cumulative_counts(usable, seconds=window)
+            if histogram is not None:
+                histograms[key] = histogram
 
     requests: dict[tuple[str, str], float] = {}
     errors: dict[tuple[str, str], float] = {}
@@ -211,8 +215,8 @@ def evaluate(
         age = max(0.0, at - min(newest[k] for k in found)) if found else None
         out[target] = Snapshot(
             target,
-            _stats((job, target.stable_version), quantiles, requests, errors),
-            _stats((job, target.canary_version), quantiles, requests, errors),
+            _stats((job, target.stable_version), quantiles, requests, errors, histograms),
+            _stats((job, target.canary_version), quantiles, requests, errors, histograms),
             at=at,
             window_seconds=window,
             age_seconds=age,
@@ -225,13 +229,20 @@ def _stats(
     quantiles: Mapping[tuple[str, str], float],
     requests: Mapping[tuple[str, str], float],
     errors: Mapping[tuple[str, str], float],
+    histograms: Mapping[tuple[str, str], tuple[tuple[float, float], ...]],
 ) -> VersionStats:
     count = requests.get(key)
     error_rate: float | None = None
     if count is not None and math.isfinite(count):
         failed = errors.get(key, 0.0)  # requests but no 5xx series: no errors, as with Prometheus
         error_rate = failed / count if count > 0 else math.nan
-    return VersionStats(key[1], p99_seconds=quantiles.get(key), error_rate=error_rate, requests=count)
+    return VersionStats(
+        key[1],
+        p99_seconds=quantiles.get(key),
+        error_rate=error_rate,
+        requests=count,
+        latency_buckets=histograms.get(key),
+    )
 
 
 def _require_default_templates(query: QueryPolicy) -> None:

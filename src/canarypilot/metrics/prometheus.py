@@ -1,8 +1,12 @@
 """Snapshots from the Prometheus HTTP API (and Thanos, Mimir, VictoriaMetrics).
 
-Four instant queries run concurrently at one evaluation time: the quantile per
+Four instant queries run concurrently at one evaluation time: the latency per
 version, the request count per version, the error count per version, and the
-newest sample's timestamp (for staleness). Several targets share the same four
+newest sample's timestamp (for staleness). With the default latency template
+the latency query asks for the histogram's buckets (``sum by (le, job,
+version)``) and the quantile is computed here with Prometheus' own algorithm,
+so the evidence can also count slow canary requests; a custom template is
+sent as written and returns the quantile. Several targets share the same four
 queries: services and versions are matched with an escaped alternation and the
 results are split by the job and version labels.
 """
@@ -22,6 +26,7 @@ from typing import Any
 import httpx
 
 from canarypilot._exceptions import CanaryPilotError, ConfigError, MetricsUnavailable, QueryError
+from canarypilot.metrics import promql
 from canarypilot.metrics.selectors import render, selector
 from canarypilot.model import Snapshot, Target, VersionStats
 from canarypilot.policy import PrometheusSettings, QueryPolicy
@@ -29,6 +34,12 @@ from canarypilot.policy import PrometheusSettings, QueryPolicy
 Series = dict[tuple[str, str], float]
 
 _STALENESS_TEMPLATE = "max by ($by) (timestamp($requests_metric{$selector}))"
+#: With the default latency template, the buckets are fetched instead of the quantile:
+#: the quantile is computed here (``promql.histogram_quantile``, Prometheus' own
+#: algorithm), and the histogram feeds the exceedance evidence (``analysis.evidence``).
+_BUCKETS_TEMPLATE = "sum by (le, $by) (rate($latency_metric{$selector}[$window]))"
+_DEFAULT_LATENCY = QueryPolicy.model_fields["latency_template"].default
+Histograms = dict[tuple[str, str], tuple[tuple[float, float], ...]]
 
 #: Largest answer read from the backend; a bigger one is a misconfigured query, not data.
 MAX_RESPONSE_BYTES = 8 * 1024 * 1024
@@ -162,18 +173,28 @@ class PrometheusMetrics:
         versions = sorted({v for t in targets for v in (t.canary_version, t.stable_version)})
         sel = selector(q, services, versions)
         by = f"{q.job_label}, {q.version_label}"
+        buckets = q.latency_template == _DEFAULT_LATENCY
         texts = [
-            render(q.latency_template, q, sel=sel, by=by),
+            render(_BUCKETS_TEMPLATE if buckets else q.latency_template, q, sel=sel, by=by),
             render(q.requests_template, q, sel=sel, by=by),
             render(q.errors_template, q, sel=sel, by=by),
             render(_STALENESS_TEMPLATE, q, sel=sel, by=by),
         ]
-        p99, requests, errors, newest = await self._all(texts, at=at)
+        payloads = await self._all(texts, at=at)
+        labels = (q.job_label, q.version_label)
+        requests, errors, newest = (
+            _parse_vector(p, t, *labels) for p, t in zip(payloads[1:], texts[1:], strict=True)
+        )
         window = q.window_seconds
+        histograms: Histograms = {}
+        if buckets:
+            p99, histograms = _quantiles(_parse_buckets(payloads[0], texts[0], *labels), q.quantile, window)
+        else:
+            p99 = _parse_vector(payloads[0], texts[0], *labels)
         out: dict[Target, Snapshot] = {}
         for target in targets:
-            stable = _stats(target.service, target.stable_version, p99, requests, errors)
-            canary = _stats(target.service, target.canary_version, p99, requests, errors)
+            stable = _stats(target.service, target.stable_version, p99, requests, errors, histograms)
+            canary = _stats(target.service, target.canary_version, p99, requests, errors, histograms)
             stamps = [
                 newest[(target.service, v)]
                 for v in (target.stable_version, target.canary_version)
@@ -183,21 +204,24 @@ class PrometheusMetrics:
             out[target] = Snapshot(target, stable, canary, at=at, window_seconds=window, age_seconds=age)
         return out
 
-    async def _all(self, texts: Sequence[str], *, at: float) -> list[Series]:
+    async def _all(self, texts: Sequence[str], *, at: float) -> list[Any]:
         """Run the queries concurrently; on the first failure cancel the rest and raise it."""
         try:
             async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(self.instant(text, at=at)) for text in texts]
+                tasks = [group.create_task(self._query(text, at=at)) for text in texts]
         except BaseExceptionGroup as failed:
             raise _first_error(failed) from None
         return [task.result() for task in tasks]
 
-    async def instant(self, query: str, *, at: float | None = None) -> Series:
-        """Run one instant query; the result keyed by (job, version) label values."""
+    async def _query(self, query: str, *, at: float | None) -> Any:
         params = {"query": query}
         if at is not None:
             params["time"] = f"{at:.3f}"
-        payload = await self._get_with_retries("/api/v1/query", params, query)
+        return await self._get_with_retries("/api/v1/query", params, query)
+
+    async def instant(self, query: str, *, at: float | None = None) -> Series:
+        """Run one instant query; the result keyed by (job, version) label values."""
+        payload = await self._query(query, at=at)
         return _parse_vector(payload, query, self.query.job_label, self.query.version_label)
 
     async def _get_with_retries(self, path: str, params: dict[str, str], query: str) -> Any:
@@ -294,30 +318,74 @@ def _decode(status: int, headers: httpx.Headers, body: bytes, query: str, url: s
     return payload
 
 
-def _parse_vector(payload: Any, query: str, job_label: str, version_label: str) -> Series:
+def _samples(payload: Any, query: str) -> list[tuple[dict[str, str], float]]:
     data = payload.get("data")
     if not isinstance(data, dict):
         raise MetricsUnavailable("Prometheus answer has no data object")
     if data.get("resultType") != "vector":
         raise QueryError(f"expected an instant vector, got {data.get('resultType')!r}", query=query)
-    series: Series = {}
+    out: list[tuple[dict[str, str], float]] = []
     for item in data.get("result") or []:
         try:
             labels = item["metric"]
             raw = item["value"][1]
             value = float(raw)  # "NaN", "+Inf" and "-Inf" parse as such
+            if not isinstance(labels, dict):
+                raise TypeError
         except (KeyError, IndexError, TypeError, ValueError):
             raise MetricsUnavailable(f"malformed sample in Prometheus answer: {item!r:.200}") from None
-        key = (str(labels.get(job_label, "")), str(labels.get(version_label, "")))
-        series[key] = value
-    return series
+        out.append(({str(k): str(v) for k, v in labels.items()}, value))
+    return out
 
 
-def _stats(service: str, version: str, p99: Series, requests: Series, errors: Series) -> VersionStats:
+def _parse_vector(payload: Any, query: str, job_label: str, version_label: str) -> Series:
+    return {
+        (labels.get(job_label, ""), labels.get(version_label, "")): value
+        for labels, value in _samples(payload, query)
+    }
+
+
+def _parse_buckets(
+    payload: Any, query: str, job_label: str, version_label: str
+) -> dict[tuple[str, str], list[tuple[float, float]]]:
+    """Bucket rates per (job, version); samples whose ``le`` is not a number are dropped,
+    as ``histogram_quantile`` drops them."""
+    out: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for labels, value in _samples(payload, query):
+        bound = promql.parse_float(labels.get("le", ""))
+        if bound is not None:
+            key = (labels.get(job_label, ""), labels.get(version_label, ""))
+            out.setdefault(key, []).append((bound, value))
+    return out
+
+
+def _quantiles(
+    buckets: Mapping[tuple[str, str], list[tuple[float, float]]], quantile: float, window: float
+) -> tuple[Series, Histograms]:
+    """The quantile (Prometheus' algorithm, computed here) and the histogram over the window."""
+    p99: Series = {}
+    histograms: Histograms = {}
+    for key, pairs in buckets.items():
+        p99[key] = promql.histogram_quantile(quantile, pairs)
+        histogram = promql.cumulative_counts(pairs, seconds=window)
+        if histogram is not None:
+            histograms[key] = histogram
+    return p99, histograms
+
+
+def _stats(
+    service: str, version: str, p99: Series, requests: Series, errors: Series, histograms: Histograms
+) -> VersionStats:
     key = (service, version)
     count = requests.get(key)
     error_rate: float | None = None
     if count is not None and math.isfinite(count):
         failed = errors.get(key, 0.0)  # no 5xx series while requests exist: no errors
         error_rate = failed / count if count > 0 else math.nan
-    return VersionStats(version, p99_seconds=p99.get(key), error_rate=error_rate, requests=count)
+    return VersionStats(
+        version,
+        p99_seconds=p99.get(key),
+        error_rate=error_rate,
+        requests=count,
+        latency_buckets=histograms.get(key),
+    )

@@ -134,6 +134,27 @@ def _extrapolated(samples: Sequence[Sample], *, start: float, end: float, per_se
     return growth * factor
 
 
+def cumulative_counts(
+    buckets: Iterable[tuple[float, float]], *, seconds: float
+) -> tuple[tuple[float, float], ...] | None:
+    """Per-second bucket rates as counts over ``seconds``: sorted, repeated bounds summed,
+    made monotonic like ``histogram_quantile`` does; ``None`` without a ``+Inf`` bucket.
+
+    >>> cumulative_counts([(math.inf, 3.0), (0.1, 1.0), (0.1, 1.0)], seconds=10)
+    ((0.1, 20.0), (inf, 30.0))
+    """
+    merged: dict[float, float] = {}
+    for bound, rate in buckets:
+        if not math.isnan(bound) and math.isfinite(rate):
+            merged[bound] = merged.get(bound, 0.0) + rate
+    if math.inf not in merged:
+        return None
+    bounds = sorted(merged)
+    counts = [merged[b] * seconds for b in bounds]
+    _force_monotonic(counts)
+    return tuple(zip(bounds, counts, strict=True))
+
+
 def histogram_quantile(q: float, buckets: Iterable[tuple[float, float]]) -> float:
     """The ``q`` quantile of a classic histogram given as ``(upper_bound, count)`` pairs.
 
