@@ -143,6 +143,14 @@ def test_empty_directory_is_a_usage_error(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "no .yaml" in result.stderr
 
 
+def test_files_without_kubernetes_objects_are_a_usage_error_not_a_pass(tmp_path: Path) -> None:
+    (tmp_path / "values.yaml").write_text("replicas: 3\n---\n# empty\n")
+    result = runner.invoke(app, ["preflight", str(tmp_path / "values.yaml")])
+    assert result.exit_code == 2
+    assert "no Kubernetes objects" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert result.stdout == ""
+
+
 def test_sarif_describes_every_rule_and_locates_results(tmp_path: Path) -> None:
     docs = good_docs()
     by_kind(docs, "AnalysisTemplate")["spec"]["metrics"][0]["provider"]["web"]["timeout"] = "15s"

@@ -33,7 +33,7 @@ def check_paths(
     paths: Iterable[str | Path], options: Options | None = None, *, skip: Iterable[str] = ()
 ) -> list[Finding]:
     """Load ``paths`` (files, directories, ``-``) and check them; ConfigError for unreadable input."""
-    return check(load_paths(paths), options, skip=skip)
+    return check(load_paths(list(paths)), options, skip=skip)
 
 
 def failed(findings: Iterable[Finding], *, strict: bool = False) -> bool:

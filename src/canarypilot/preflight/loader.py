@@ -9,7 +9,7 @@ Kubernetes objects (no ``kind``) are skipped.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,7 +90,7 @@ class Manifest:
         return self.lines.get((), 1)
 
 
-def load_paths(paths: Iterable[str | Path]) -> list[Manifest]:
+def load_paths(paths: Sequence[str | Path]) -> list[Manifest]:
     """Every manifest in ``paths`` (files, directories searched recursively, ``-`` for stdin)."""
     out: list[Manifest] = []
     for raw in paths:
@@ -108,6 +108,10 @@ def load_paths(paths: Iterable[str | Path]) -> list[Manifest]:
             raise ConfigError(f"{path}: no such file or directory")
         for file in files:
             out += parse_text(_read(file), str(file))
+    if not out:
+        # Checking nothing is not a clean bill of health: say so, as for an empty directory.
+        given = ", ".join(str(p) for p in paths)
+        raise ConfigError(f"{given}: no Kubernetes objects (documents with apiVersion and kind) to check")
     return out
 
 
