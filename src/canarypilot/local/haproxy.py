@@ -11,24 +11,24 @@ from __future__ import annotations
 import shutil
 import socket
 import tempfile
-import time
 from pathlib import Path
-from types import TracebackType
+from typing import Self
 
-from canarypilot._exceptions import TemporaryError
-from canarypilot.local.processes import ManagedProcess, free_port, require
+from canarypilot.local.processes import LocalServer, free_port, require
 
 BACKEND = "app"
 STABLE_SERVER = "stable"
 CANARY_SERVER = "canary"
 
 
-class LocalHAProxy:
+class LocalHAProxy(LocalServer):
     """HAProxy in front of ``stable`` and ``canary`` (host:port strings).
 
     >>> # with LocalHAProxy(workdir, stable="127.0.0.1:8001", canary="127.0.0.1:8002") as lb:
     >>> #     lb.url, lb.runtime_socket
     """
+
+    name = "haproxy"
 
     def __init__(
         self,
@@ -49,7 +49,6 @@ class LocalHAProxy:
         # unix socket paths are limited to 107 bytes; pytest's tmp dirs can be longer
         self._sockdir = Path(tempfile.mkdtemp(prefix="cp-haproxy-"))
         self.runtime_socket = str(self._sockdir / "admin.sock")
-        self.process: ManagedProcess | None = None
 
     @property
     def url(self) -> str:
@@ -85,45 +84,22 @@ class LocalHAProxy:
             f"    server {CANARY_SERVER} {self.canary} weight {self.canary_weight}\n"
         )
 
-    def start(self, *, timeout: float = 15.0) -> LocalHAProxy:
+    def start(self, *, timeout: float = 15.0) -> Self:
         binary = require("haproxy")
         self.workdir.mkdir(parents=True, exist_ok=True)
         config = self.workdir / "haproxy.cfg"
         config.write_text(self.config())
-        self.process = ManagedProcess(
-            [binary, "-db", "-f", str(config)], log_path=self.workdir / "haproxy.log"
+        self._launch(
+            [binary, "-db", "-f", str(config)], log_path=self.workdir / "haproxy.log", timeout=timeout
         )
-        try:
-            self._wait_ready(timeout)
-        except BaseException:
-            self.stop()
-            raise
         return self
 
-    def _wait_ready(self, timeout: float) -> None:
-        assert self.process is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.process.running:
-                raise TemporaryError(f"haproxy exited:\n{self.process.log_tail()}")
-            if _answers(self.runtime_socket) and _listens(self.port):
-                return
-            time.sleep(0.05)
-        raise TemporaryError(f"haproxy not ready after {timeout:g}s:\n{self.process.log_tail()}")
+    def _ready(self) -> bool:
+        return _answers(self.runtime_socket) and _listens(self.port)
 
     def stop(self) -> None:
-        if self.process is not None:
-            self.process.stop()
-            self.process = None
+        super().stop()
         shutil.rmtree(self._sockdir, ignore_errors=True)
-
-    def __enter__(self) -> LocalHAProxy:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
 
 def _answers(path: str) -> bool:

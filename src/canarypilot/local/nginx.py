@@ -8,23 +8,23 @@ the reloaded workers use the new weights.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
-from types import TracebackType
+from typing import Self
 
-from canarypilot._exceptions import TemporaryError
-from canarypilot.local.processes import ManagedProcess, free_port, require
+from canarypilot.local.processes import LocalServer, answers_http, free_port, require
 from canarypilot.routing.nginx import NginxRouter, render_upstream
 
 UPSTREAM = "canarypilot_app"
 
 
-class LocalNginx:
+class LocalNginx(LocalServer):
     """nginx in front of ``stable`` and ``canary`` (host:port strings).
 
     >>> # with LocalNginx(workdir, stable="127.0.0.1:8001", canary="127.0.0.1:8002") as lb:
     >>> #     await lb.router().set_weight(10)
     """
+
+    name = "nginx"
 
     def __init__(self, workdir: Path, *, stable: str, canary: str, port: int | None = None) -> None:
         self.workdir = Path(workdir)
@@ -32,7 +32,6 @@ class LocalNginx:
         self.canary = canary
         self.port = port or free_port()
         self.status_port = free_port()
-        self.process: ManagedProcess | None = None
         self.binary = ""
 
     @property
@@ -91,7 +90,7 @@ http {{
 }}
 """
 
-    def start(self, *, timeout: float = 15.0) -> LocalNginx:
+    def start(self, *, timeout: float = 15.0) -> Self:
         self.binary = require("nginx")
         (self.workdir / "tmp").mkdir(parents=True, exist_ok=True)
         if not self.include.exists():
@@ -106,50 +105,17 @@ http {{
             "-e",
             str(self.workdir / "error.log"),
         ]
-        self.process = ManagedProcess(argv, log_path=self.workdir / "nginx.log")
-        try:
-            self._wait_ready(timeout)
-        except BaseException:
-            self.stop()
-            raise
+        self._launch(argv, log_path=self.workdir / "nginx.log", timeout=timeout)
         return self
 
-    def _wait_ready(self, timeout: float) -> None:
-        import httpx
+    def _ready(self) -> bool:
+        return answers_http(f"http://127.0.0.1:{self.status_port}/canarypilot/weight")
 
-        assert self.process is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.process.running:
-                raise TemporaryError(f"nginx exited:\n{self.process.log_tail()}\n{self._error_log()}")
-            try:
-                if (
-                    httpx.get(
-                        f"http://127.0.0.1:{self.status_port}/canarypilot/weight", timeout=0.5
-                    ).status_code
-                    == 200
-                ):
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        raise TemporaryError(f"nginx not ready after {timeout:g}s:\n{self._error_log()}")
+    def _diagnostics(self) -> str:
+        return f"{super()._diagnostics()}\n{self._error_log()}"
 
     def _error_log(self) -> str:
         try:
             return "\n".join((self.workdir / "error.log").read_text().splitlines()[-10:])
         except OSError:
             return ""
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.stop()  # SIGTERM: nginx's fast shutdown
-            self.process = None
-
-    def __enter__(self) -> LocalNginx:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()

@@ -15,6 +15,8 @@ import subprocess
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from types import TracebackType
+from typing import Self
 
 from canarypilot._exceptions import ConfigError, TemporaryError
 
@@ -81,21 +83,63 @@ class ManagedProcess:
         self._log.close()
 
 
-def wait_for_http(url: str, process: ManagedProcess, *, timeout: float = 30.0) -> None:
-    """Poll ``url`` until it answers 200; fail early if the process died."""
+class LocalServer:
+    """What the local launchers share: launch, wait until ready (or stop and raise), stop, ``with``.
+
+    A subclass writes its configuration in ``start`` and calls ``_launch``; it says
+    when the server is ready (``_ready``) and what to show when it is not
+    (``_diagnostics``, the process log by default).
+    """
+
+    name = "server"
+    process: ManagedProcess | None = None
+
+    def start(self, *, timeout: float = 30.0) -> Self:
+        raise NotImplementedError
+
+    def _launch(
+        self, argv: Sequence[str], *, log_path: Path, timeout: float, cwd: Path | None = None
+    ) -> None:
+        self.process = ManagedProcess(argv, log_path=log_path, cwd=cwd)
+        try:
+            deadline = time.monotonic() + timeout
+            while not self._ready():
+                if not self.process.running:
+                    code = self.process.proc.returncode
+                    raise TemporaryError(f"{self.name} exited with code {code}:\n{self._diagnostics()}")
+                if time.monotonic() >= deadline:
+                    raise TemporaryError(f"{self.name} not ready after {timeout:g}s:\n{self._diagnostics()}")
+                time.sleep(0.05)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _ready(self) -> bool:
+        raise NotImplementedError
+
+    def _diagnostics(self) -> str:
+        return "" if self.process is None else self.process.log_tail()
+
+    def stop(self) -> None:
+        """Stop the server (SIGTERM, then SIGKILL); safe to call twice."""
+        if self.process is not None:
+            self.process.stop()
+            self.process = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def answers_http(url: str, *, timeout: float = 0.5) -> bool:
+    """Whether ``url`` answers 200 right now."""
     import httpx
 
-    deadline = time.monotonic() + timeout
-    last = ""
-    while time.monotonic() < deadline:
-        if not process.running:
-            raise TemporaryError(
-                f"{process.argv[0]} exited with code {process.proc.returncode}:\n{process.log_tail()}"
-            )
-        try:
-            if httpx.get(url, timeout=1.0).status_code == 200:
-                return
-        except httpx.HTTPError as exc:
-            last = str(exc)
-        time.sleep(0.1)
-    raise TemporaryError(f"{url} not ready after {timeout:g}s ({last}):\n{process.log_tail()}")
+    try:
+        return httpx.get(url, timeout=timeout).status_code == 200
+    except httpx.HTTPError:
+        return False

@@ -12,12 +12,12 @@ import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
+from typing import Self
 
 import yaml
 
 from canarypilot._exceptions import ConfigError
-from canarypilot.local.processes import ManagedProcess, free_port, require, wait_for_http
+from canarypilot.local.processes import LocalServer, answers_http, free_port, require
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,12 +95,14 @@ def backfill(openmetrics: str, data_dir: Path) -> None:
         raise ConfigError(f"promtool backfill failed: {(result.stderr or result.stdout).strip()[-800:]}")
 
 
-class LocalPrometheus:
+class LocalPrometheus(LocalServer):
     """A Prometheus server on 127.0.0.1 with its own config and data directory.
 
     >>> # with LocalPrometheus(workdir, openmetrics=text) as prom:
     >>> #     prom.url  -> 'http://127.0.0.1:PORT'
     """
+
+    name = "prometheus"
 
     def __init__(
         self,
@@ -118,7 +120,6 @@ class LocalPrometheus:
         self.rule_files = list(rule_files)
         self.evaluation_interval = evaluation_interval
         self.port = port or free_port()
-        self.process: ManagedProcess | None = None
 
     @property
     def url(self) -> str:
@@ -139,7 +140,7 @@ class LocalPrometheus:
             ],
         }
 
-    def start(self, *, timeout: float = 60.0) -> LocalPrometheus:
+    def start(self, *, timeout: float = 60.0) -> Self:
         binary = require("prometheus")
         self.workdir.mkdir(parents=True, exist_ok=True)
         data = self.workdir / "data"
@@ -147,35 +148,17 @@ class LocalPrometheus:
             backfill(self.openmetrics, data)
         config = self.workdir / "prometheus.yml"
         config.write_text(yaml.safe_dump(self.config(), sort_keys=False))
-        self.process = ManagedProcess(
-            [
-                binary,
-                f"--config.file={config}",
-                f"--storage.tsdb.path={data}",
-                "--storage.tsdb.retention.time=100y",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-                "--web.enable-lifecycle",
-                "--log.level=warn",
-            ],
-            log_path=self.workdir / "prometheus.log",
-            cwd=self.workdir,
-        )
-        try:
-            wait_for_http(f"{self.url}/-/ready", self.process, timeout=timeout)
-        except BaseException:
-            self.stop()
-            raise
+        argv = [
+            binary,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={data}",
+            "--storage.tsdb.retention.time=100y",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            "--web.enable-lifecycle",
+            "--log.level=warn",
+        ]
+        self._launch(argv, log_path=self.workdir / "prometheus.log", timeout=timeout, cwd=self.workdir)
         return self
 
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.stop()
-            self.process = None
-
-    def __enter__(self) -> LocalPrometheus:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+    def _ready(self) -> bool:
+        return answers_http(f"{self.url}/-/ready", timeout=1.0)
