@@ -13,7 +13,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -135,11 +135,13 @@ class LocalServer:
         self.stop()
 
 
-def answers_http(url: str, *, timeout: float = 0.5) -> bool:
-    """Whether ``url`` answers 200 right now."""
+def answers_http(
+    url: str, *, timeout: float = 0.5, statuses: Collection[int] = (200,), verify: bool = True
+) -> bool:
+    """Whether ``url`` answers right now with one of ``statuses``."""
     import httpx
 
     try:
-        return httpx.get(url, timeout=timeout).status_code == 200
+        return httpx.get(url, timeout=timeout, verify=verify).status_code in statuses
     except httpx.HTTPError:
         return False

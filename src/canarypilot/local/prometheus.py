@@ -113,6 +113,7 @@ class LocalPrometheus(LocalServer):
         rule_files: Sequence[Path] = (),
         evaluation_interval: str = "15s",
         port: int | None = None,
+        web_config: Mapping[str, object] | None = None,
     ) -> None:
         self.workdir = Path(workdir)
         self.openmetrics = openmetrics
@@ -120,10 +121,14 @@ class LocalPrometheus(LocalServer):
         self.rule_files = list(rule_files)
         self.evaluation_interval = evaluation_interval
         self.port = port or free_port()
+        #: Prometheus' ``--web.config.file``: ``tls_server_config`` (then the URL is
+        #: https) and ``basic_auth_users`` (bcrypt hashes), as the server reads them.
+        self.web_config = dict(web_config) if web_config is not None else None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        tls = self.web_config is not None and "tls_server_config" in self.web_config
+        return f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
 
     def config(self) -> dict[str, object]:
         return {
@@ -157,8 +162,16 @@ class LocalPrometheus(LocalServer):
             "--web.enable-lifecycle",
             "--log.level=warn",
         ]
+        if self.web_config is not None:
+            web = self.workdir / "web.yml"
+            web.write_text(yaml.safe_dump(self.web_config, sort_keys=False))
+            argv.append(f"--web.config.file={web}")
         self._launch(argv, log_path=self.workdir / "prometheus.log", timeout=timeout, cwd=self.workdir)
         return self
 
     def _ready(self) -> bool:
-        return answers_http(f"{self.url}/-/ready", timeout=1.0)
+        if self.web_config is None:
+            return answers_http(f"{self.url}/-/ready", timeout=1.0)
+        # Behind TLS and passwords the probe only asks whether the server answers: a 401 is
+        # an answer, and its certificate is the caller's to check.
+        return answers_http(f"{self.url}/-/ready", timeout=1.0, statuses=(200, 401), verify=False)

@@ -205,13 +205,17 @@ class PrometheusMetrics:
         return out
 
     async def _all(self, texts: Sequence[str], *, at: float) -> list[Any]:
-        """Run the queries concurrently; on the first failure cancel the rest and raise it."""
-        try:
-            async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(self._query(text, at=at)) for text in texts]
-        except BaseExceptionGroup as failed:
-            raise _first_error(failed) from None
-        return [task.result() for task in tasks]
+        """Run the queries concurrently and raise the most telling failure, if any.
+
+        The siblings of a failed query are let finish rather than cancelled: each is
+        bounded by the timeout and the retries, and a connection cancelled in the middle
+        of a TLS handshake is left for the garbage collector to close.
+        """
+        results = await asyncio.gather(*(self._query(text, at=at) for text in texts), return_exceptions=True)
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures:
+            raise _first_error(BaseExceptionGroup("Prometheus queries failed", failures)) from None
+        return list(results)
 
     async def _query(self, query: str, *, at: float | None) -> Any:
         params = {"query": query}
@@ -299,6 +303,10 @@ def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
 
 
 def _decode(status: int, headers: httpx.Headers, body: bytes, query: str, url: str) -> Any:
+    if status in (401, 403) and not headers.get("content-type", "").startswith("application/json"):
+        # Prometheus' own --web.config.file basic auth, or a proxy in front: plain text.
+        text = body[:200].decode(errors="replace").strip() or f"HTTP {status}"
+        raise QueryError(f"Prometheus refused the credentials (HTTP {status}: {text})")
     try:
         payload = json.loads(body)
     except ValueError:
