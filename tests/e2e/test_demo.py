@@ -149,4 +149,8 @@ def test_an_interrupted_demo_stops_everything_it_started(sig: signal.Signals, tm
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == (130 if sig is signal.SIGINT else 143)
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    # what happened until then is not lost: the report says the run was interrupted
+    report = Path(err.strip().rsplit("report so far: ", 1)[1])
+    assert report.exists() and report.is_relative_to(tmp_path)
+    assert "got <b>interrupted</b>" in report.read_text()
     assert not [pid for pid in children if os.path.exists(f"/proc/{pid}")]

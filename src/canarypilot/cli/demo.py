@@ -20,6 +20,8 @@ from canarypilot.cli.common import friendly_errors, stdout_is_terminal
 EXIT_UNEXPECTED = 5
 #: Stopped by SIGTERM (128 + 15, as shells report it).
 EXIT_TERMINATED = 143
+#: Stopped by Ctrl-C (128 + 2).
+EXIT_INTERRUPTED = 130
 
 
 def register(app: typer.Typer) -> None:
@@ -105,13 +107,16 @@ def demo(
         )
         processes = Processes()
         make_view = _live_view if live and stdout_is_terminal() else _plain_view
+        reports: list[Path] = []
         try:
             result = asyncio.run(
-                until_terminated(run_demo(options, processes=processes, make_view=make_view))
+                until_terminated(run_demo(options, processes=processes, make_view=make_view, reports=reports))
             )
-        except asyncio.CancelledError:
-            typer.echo("canarypilot: terminated; everything the demo started is stopped", err=True)
-            raise typer.Exit(EXIT_TERMINATED) from None
+        except (asyncio.CancelledError, KeyboardInterrupt) as exc:
+            how = "terminated" if isinstance(exc, asyncio.CancelledError) else "interrupted"
+            where = f"; report so far: {reports[0]}" if reports else ""
+            typer.echo(f"canarypilot: {how}; everything the demo started is stopped{where}", err=True)
+            raise typer.Exit(EXIT_TERMINATED if how == "terminated" else EXIT_INTERRUPTED) from None
         except OSError as exc:
             from canarypilot._exceptions import TemporaryError
 

@@ -108,8 +108,15 @@ async def run_demo(
     *,
     processes: Processes | None = None,
     make_view: ViewFactory = lambda title, setup, started: QuietView(),
+    reports: list[Path] | None = None,
 ) -> DemoResult:
-    """Run one scenario end to end and write its report."""
+    """Run one scenario end to end and write its report.
+
+    Interrupted (Ctrl-C, SIGTERM: the task is cancelled), it still stops what it
+    started and writes the report of what happened so far, with the outcome
+    ``interrupted``, then lets the interruption go on. The files written are
+    appended to ``reports`` either way, so the caller can point at them.
+    """
     scenario, pacing = options.scenario, options.pacing
     processes = processes if processes is not None else Processes()
     settings = Settings().merged(pacing.settings_overrides())
@@ -120,6 +127,7 @@ async def run_demo(
     started = time.time()
     outcome, reasons = "interrupted", ["the run was stopped before the rollout finished"]
     setup: dict[str, str] = {}
+    stopped_by: BaseException | None = None
     try:
         async with AsyncExitStack() as stack:
             services = {}
@@ -186,6 +194,8 @@ async def run_demo(
                 reasons = [f"the rollout did not finish within {pacing.deadline:g}s"]
                 with contextlib.suppress(Exception):
                     await routed.reset()
+    except (asyncio.CancelledError, KeyboardInterrupt) as exc:
+        stopped_by = exc
     finally:
         processes.stop_all()
         shutil.rmtree(run_dir / "prometheus" / "data", ignore_errors=True)
@@ -208,6 +218,10 @@ async def run_demo(
         reasons=reasons,
     )
     files = write_report(record, options.report or run_dir / "report.html")
+    if reports is not None:
+        reports.extend(files)
+    if stopped_by is not None:
+        raise stopped_by
     return DemoResult(outcome, ok, headline, run_dir, files, record)
 
 
