@@ -93,7 +93,9 @@ def test_kubernetes_objects_validate_against_kubernetes_schemas(options: dict[st
         if doc["kind"] not in CRD_FILES:
             kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
             kinds.append(doc["kind"])
-    assert sorted(kinds) == ["Deployment", "Ingress", "Service", "Service", "Service", "ServiceAccount"]
+    assert sorted(kinds) == [
+        "Deployment", "Ingress", "PodDisruptionBudget", "Service", "Service", "Service", "ServiceAccount"
+    ]  # fmt: skip
 
 
 def test_the_articles_template_loses_its_timeout_to_pruning() -> None:

@@ -311,6 +311,14 @@ def analyzer_objects(options: ArgoOptions, settings: Settings) -> list[dict[str,
                 "ports": [{"name": "http", "port": 8080, "targetPort": "http", "protocol": "TCP"}],
             },
         },
+        {
+            # A node drain must not take both analyzers at once: every gate would then
+            # record an Error and pause the rollouts it guards.
+            "apiVersion": "policy/v1",
+            "kind": "PodDisruptionBudget",
+            "metadata": meta,
+            "spec": {"minAvailable": 1, "selector": {"matchLabels": selector}},
+        },
     ]
 
 
