@@ -85,6 +85,8 @@ def test_the_bound_nearest_stable_p99_is_chosen() -> None:
     assert tail_edge(stable, canary[:1] + canary[2:], 0.01) == (0.4, 10.0, 10_000.0, 1.0, 300.0)
     # nothing of stable above any finite bound: no edge
     assert tail_edge(((0.1, 10.0), (math.inf, 10.0)), canary, 0.01) is None
+    # no +Inf bucket, no total: not a histogram to count in
+    assert tail_edge(stable[:-1], canary, 0.01) is None and tail_edge((), canary, 0.01) is None
 
 
 def test_no_slow_canary_request_still_bounds_the_delta() -> None:

@@ -216,6 +216,8 @@ def tail_edge(
     finite bound both histograms share whose share of stable's requests above it is
     closest to ``tail`` (on a log scale), or ``None`` when there is none.
     """
+    if not stable or not canary or stable[-1][0] != math.inf or canary[-1][0] != math.inf:
+        return None  # not a whole histogram: the +Inf bucket holds the total
     canary_at = dict(canary)
     stable_total, canary_total = stable[-1][1], canary[-1][1]
     if not (stable_total > 0 and canary_total > 0):
