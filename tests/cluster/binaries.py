@@ -1,0 +1,113 @@
+"""kube-apiserver and etcd compiled from their Go modules, once per version and go.sum.
+
+No release tarball can be fetched here, only Go modules, so the wrapper module in
+``build/`` requires ``k8s.io/kubernetes`` at ``KUBERNETES_VERSION`` with each staging
+module pinned to the matching ``v0.Y.Z`` release, and a two-line ``etcd`` main that
+calls etcd's own entry point. Binaries, module cache and build cache live under
+``~/.cache/canarypilot/k8s-<version>/``; the binaries sit in a folder named by a hash
+of the wrapper's go.mod, go.sum and etcd main, so a repeat run skips the build
+(docs/cluster-tests.md has the measured times and sizes).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+BUILD_DIR = Path(__file__).resolve().parent / "build"
+KUBERNETES_VERSION = "v1.36.3"
+ETCD_VERSION = "v3.6.8"  # what k8s.io/kubernetes v1.36.3 requires of go.etcd.io/etcd/server/v3
+CACHE = (
+    Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    / "canarypilot"
+    / f"k8s-{KUBERNETES_VERSION}"
+)
+BUILD_TIMEOUT = 60 * 60  # a cold build downloads ~700 MB of modules and compiles ~3000 packages
+SOURCES = ("go.mod", "go.sum", "etcd/main.go")
+
+
+class BuildFailed(Exception):
+    """A ``go`` command failed; the message holds the command and the end of its output."""
+
+
+@dataclass(frozen=True)
+class Binaries:
+    kube_apiserver: Path
+    etcd: Path
+    built_seconds: float | None  # None when reused from the cache
+
+
+def go_binary() -> str | None:
+    return shutil.which("go") or next((p for p in ("/usr/local/go/bin/go",) if Path(p).exists()), None)
+
+
+def build_key() -> str:
+    digest = hashlib.sha256()
+    for name in SOURCES:
+        digest.update((BUILD_DIR / name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def go_env() -> dict[str, str]:
+    return {
+        **os.environ,
+        "GOPATH": str(CACHE / "gopath"),
+        "GOMODCACHE": str(CACHE / "mod"),
+        "GOCACHE": str(CACHE / "build"),
+        "GOFLAGS": "-modcacherw -buildvcs=false -mod=readonly",
+        "GOTOOLCHAIN": "local",
+    }
+
+
+def _version_ldflags() -> str:
+    """What Kubernetes' release build stamps, so /version says v1.36.3, not v0.0.0-master."""
+    major, minor = KUBERNETES_VERSION.lstrip("v").split(".")[:2]
+    stamps = {"gitVersion": KUBERNETES_VERSION, "gitMajor": major, "gitMinor": minor, "gitTreeState": "clean"}
+    return " ".join(
+        f"-X k8s.io/{pkg}.{key}={value}"
+        for pkg in ("component-base/version", "client-go/pkg/version")
+        for key, value in stamps.items()
+    )
+
+
+def _go_build(go: str, package: str, output: Path) -> None:
+    # -p 2: the machines have two cores; more parallel compiles only add memory pressure.
+    command = [go, "build", "-p", "2", "-trimpath", "-ldflags", f"-s -w {_version_ldflags()}"]
+    command += ["-o", str(output), package]
+    result = subprocess.run(
+        command,
+        cwd=BUILD_DIR,
+        env=go_env(),
+        capture_output=True,
+        text=True,
+        timeout=BUILD_TIMEOUT,
+        check=False,
+    )
+    if result.returncode != 0:
+        shown = " ".join(command[:-3] + ["-o", output.name, package])
+        raise BuildFailed(f"`{shown}` in {BUILD_DIR} failed:\n{result.stderr[-4000:]}")
+
+
+def ensure_binaries(go: str) -> Binaries:
+    """The two binaries for this go.mod/go.sum, built under a file lock if missing."""
+    folder = CACHE / "bin" / build_key()
+    apiserver, etcd = folder / "kube-apiserver", folder / "etcd"
+    if apiserver.exists() and etcd.exists():
+        return Binaries(apiserver, etcd, None)
+    folder.mkdir(parents=True, exist_ok=True)
+    with (CACHE / "build.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # concurrent sessions build once
+        if apiserver.exists() and etcd.exists():
+            return Binaries(apiserver, etcd, None)
+        started = time.monotonic()
+        for package, target in (("k8s.io/kubernetes/cmd/kube-apiserver", apiserver), ("./etcd", etcd)):
+            partial = target.with_suffix(".partial")
+            _go_build(go, package, partial)
+            partial.rename(target)
+        return Binaries(apiserver, etcd, time.monotonic() - started)

@@ -1,0 +1,99 @@
+"""One real kube-apiserver (over a real etcd) for the whole session, with the routers' CRDs.
+
+Building the binaries is part of the fixture: a failed build fails every test here
+with the ``go build`` command and its error (only a machine without ``go`` skips).
+Each test gets its own namespace, so tests never see each other's objects.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import secrets
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from canarypilot.routing.kubernetes import KubeClient
+from tests.cluster.apiserver import (
+    Cluster,
+    LocalApiServer,
+    LocalEtcd,
+    create_namespace,
+    install_crds,
+    write_kubeconfig,
+)
+from tests.cluster.binaries import CACHE, BuildFailed, ensure_binaries, go_binary, go_env
+
+GATEWAY_API = "sigs.k8s.io/gateway-api@v1.2.1"
+ARGO_CRDS = Path(__file__).resolve().parents[2].parent / "shared" / "schemas" / "argo-rollouts" / "v1.7.2"
+_namespaces = itertools.count(1)
+
+
+def gateway_api_crd(go: str) -> Path:
+    """The standard-channel HTTPRoute CRD, from the Gateway API Go module."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(
+        [go, "mod", "download", "-json", GATEWAY_API],
+        cwd=CACHE,
+        env=go_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if result.returncode != 0:
+        pytest.fail(
+            f"`go mod download {GATEWAY_API}` failed:\n{result.stderr[-2000:]}{result.stdout[-2000:]}"
+        )
+    folder = Path(json.loads(result.stdout)["Dir"]) / "config" / "crd" / "standard"
+    return folder / "gateway.networking.k8s.io_httproutes.yaml"
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    go = go_binary()
+    if go is None:
+        pytest.skip("go is not installed: cannot build kube-apiserver and etcd")
+    try:
+        binaries = ensure_binaries(go)
+    except BuildFailed as exc:
+        pytest.fail(f"building kube-apiserver/etcd failed: {exc}")
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"building kube-apiserver/etcd took longer than {exc.timeout:g}s")
+    if binaries.built_seconds is not None:
+        print(f"built kube-apiserver and etcd in {binaries.built_seconds:.0f}s")
+    crds = [gateway_api_crd(go), ARGO_CRDS / "rollout-crd.yaml"]
+    workdir = tmp_path_factory.mktemp("cluster")
+    token = secrets.token_urlsafe(24)
+    started = time.monotonic()
+    etcd = LocalEtcd(binaries.etcd, workdir)
+    with etcd, LocalApiServer(binaries.kube_apiserver, workdir, etcd_url=etcd.url, token=token) as api:
+        kubeconfig = write_kubeconfig(workdir / "kubeconfig", server=api.url, ca_pem=api.ca_pem, token=token)
+        found = Cluster(url=api.url, kubeconfig=kubeconfig, token=token, ca_pem=api.ca_pem)
+        with found.http() as http:
+            install_crds(http, crds)
+        print(f"etcd + kube-apiserver ready with CRDs in {time.monotonic() - started:.1f}s")
+        yield found
+
+
+@pytest.fixture
+def namespace(cluster: Cluster) -> str:
+    """A fresh namespace per test (namespaces are never deleted: no controller would finish it)."""
+    name = f"t{next(_namespaces)}-{secrets.token_hex(3)}"
+    with cluster.http() as http:
+        create_namespace(http, name)
+    return name
+
+
+@pytest.fixture
+async def client(cluster: Cluster) -> AsyncIterator[KubeClient]:
+    """canarypilot's own client, configured the way a user's would be: from a kubeconfig."""
+    kube = KubeClient.from_kubeconfig(cluster.kubeconfig)
+    try:
+        yield kube
+    finally:
+        await kube.aclose()
