@@ -98,7 +98,7 @@ class IngressRouter:
 
     async def set_weight(self, weight: float) -> None:
         try:
-            await self.client.get(self._path(self.canary_ingress))
+            existing = await self.client.get(self._path(self.canary_ingress))
         except NotFound:
             stable = await self.client.get(self._path(self.stable_ingress))
             body = canary_ingress(
@@ -107,6 +107,7 @@ class IngressRouter:
             body["metadata"]["namespace"] = self.namespace
             await self.client.create(self._path(), body)
         else:
+            self._check_is_canary(existing)
             patch = {"metadata": {"annotations": weight_annotations(weight)}}
             await self.client.patch(self._path(self.canary_ingress), patch)
         confirmed = await self.get_weight()
@@ -118,9 +119,8 @@ class IngressRouter:
             ingress = await self.client.get(self._path(self.canary_ingress))
         except NotFound:
             return 0.0
+        self._check_is_canary(ingress)
         annotations = (ingress.get("metadata") or {}).get("annotations") or {}
-        if annotations.get(CANARY) != "true":
-            raise RouterError(f"Ingress {self.canary_ingress} exists but is not a canary Ingress")
         try:
             total = float(annotations.get(TOTAL, "100"))
             return round(float(annotations.get(WEIGHT, "0")) * 100 / total, 3)
@@ -129,3 +129,13 @@ class IngressRouter:
 
     async def reset(self) -> None:
         await self.set_weight(0.0)
+
+    def _check_is_canary(self, ingress: dict[str, Any]) -> None:
+        """Refuse an Ingress of that name that is not a canary: patching canary annotations
+        onto it would turn somebody's production Ingress into a weighted canary."""
+        meta = ingress.get("metadata") or {}
+        if (meta.get("annotations") or {}).get(CANARY) != "true":
+            raise RouterError(
+                f"Ingress {self.canary_ingress} exists but is not a canary Ingress (no {CANARY}: "
+                '"true"); refusing to change it: delete it or name another with canary_ingress'
+            )
