@@ -146,11 +146,6 @@ async def test_ingress_errors_name_what_is_missing_or_wrong(
         await router.get_weight()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="IngressRouter.set_weight merge-patches canary annotations onto an existing Ingress "
-    "named <stable>-canary without checking it is a canary, although get_weight refuses that Ingress",
-)
 async def test_ingress_router_does_not_take_over_an_ingress_it_did_not_create(
     cluster: Cluster, client: KubeClient, namespace: str
 ) -> None:
@@ -159,7 +154,7 @@ async def test_ingress_router_does_not_take_over_an_ingress_it_did_not_create(
     foreign["metadata"] = {"name": "web-canary", "annotations": {"team": "someone-else"}}
     create(cluster, ingresses(namespace), foreign)
     router = IngressRouter(client, namespace=namespace, stable_ingress="web", canary_service="web-canary")
-    with pytest.raises(RouterError):
+    with pytest.raises(RouterError, match="web-canary exists but is not a canary Ingress"):
         await router.set_weight(25)
     annotations = fetch(cluster, f"{ingresses(namespace)}/web-canary")["metadata"]["annotations"]
     assert CANARY not in annotations
