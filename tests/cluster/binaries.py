@@ -11,23 +11,19 @@ of the wrapper's go.mod, go.sum and etcd main, so a repeat run skips the build
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
-import os
-import shutil
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.support.gobuild import build_key, cache_dir, cached_build, go_binary, go_env
+
+__all__ = ["BUILD_DIR", "CACHE", "Binaries", "BuildFailed", "ensure_binaries", "go_binary"]
+
 BUILD_DIR = Path(__file__).resolve().parent / "build"
 KUBERNETES_VERSION = "v1.36.3"
 ETCD_VERSION = "v3.6.8"  # what k8s.io/kubernetes v1.36.3 requires of go.etcd.io/etcd/server/v3
-CACHE = (
-    Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    / "canarypilot"
-    / f"k8s-{KUBERNETES_VERSION}"
-)
+CACHE = cache_dir(f"k8s-{KUBERNETES_VERSION}")
 BUILD_TIMEOUT = 60 * 60  # a cold build downloads ~700 MB of modules and compiles ~3000 packages
 SOURCES = ("go.mod", "go.sum", "etcd/main.go")
 
@@ -41,28 +37,6 @@ class Binaries:
     kube_apiserver: Path
     etcd: Path
     built_seconds: float | None  # None when reused from the cache
-
-
-def go_binary() -> str | None:
-    return shutil.which("go") or next((p for p in ("/usr/local/go/bin/go",) if Path(p).exists()), None)
-
-
-def build_key() -> str:
-    digest = hashlib.sha256()
-    for name in SOURCES:
-        digest.update((BUILD_DIR / name).read_bytes())
-    return digest.hexdigest()[:16]
-
-
-def go_env() -> dict[str, str]:
-    return {
-        **os.environ,
-        "GOPATH": str(CACHE / "gopath"),
-        "GOMODCACHE": str(CACHE / "mod"),
-        "GOCACHE": str(CACHE / "build"),
-        "GOFLAGS": "-modcacherw -buildvcs=false -mod=readonly",
-        "GOTOOLCHAIN": "local",
-    }
 
 
 def _version_ldflags() -> str:
@@ -83,7 +57,7 @@ def _go_build(go: str, package: str, output: Path) -> None:
     result = subprocess.run(
         command,
         cwd=BUILD_DIR,
-        env=go_env(),
+        env=go_env(CACHE),
         capture_output=True,
         text=True,
         timeout=BUILD_TIMEOUT,
@@ -96,18 +70,13 @@ def _go_build(go: str, package: str, output: Path) -> None:
 
 def ensure_binaries(go: str) -> Binaries:
     """The two binaries for this go.mod/go.sum, built under a file lock if missing."""
-    folder = CACHE / "bin" / build_key()
-    apiserver, etcd = folder / "kube-apiserver", folder / "etcd"
-    if apiserver.exists() and etcd.exists():
-        return Binaries(apiserver, etcd, None)
-    folder.mkdir(parents=True, exist_ok=True)
-    with (CACHE / "build.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # concurrent sessions build once
-        if apiserver.exists() and etcd.exists():
-            return Binaries(apiserver, etcd, None)
-        started = time.monotonic()
-        for package, target in (("k8s.io/kubernetes/cmd/kube-apiserver", apiserver), ("./etcd", etcd)):
-            partial = target.with_suffix(".partial")
-            _go_build(go, package, partial)
-            partial.rename(target)
-        return Binaries(apiserver, etcd, time.monotonic() - started)
+    started = time.monotonic()
+
+    def build(partial: dict[str, Path]) -> None:
+        _go_build(go, "k8s.io/kubernetes/cmd/kube-apiserver", partial["kube-apiserver"])
+        _go_build(go, "./etcd", partial["etcd"])
+
+    key = build_key(BUILD_DIR, SOURCES)
+    built = cached_build(CACHE, key, ("kube-apiserver", "etcd"), build)
+    folder = CACHE / "bin" / key
+    return Binaries(folder / "kube-apiserver", folder / "etcd", time.monotonic() - started if built else None)

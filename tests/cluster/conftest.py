@@ -26,7 +26,8 @@ from tests.cluster.apiserver import (
     install_crds,
     write_kubeconfig,
 )
-from tests.cluster.binaries import CACHE, BuildFailed, ensure_binaries, go_binary, go_env
+from tests.cluster.binaries import CACHE, BuildFailed, ensure_binaries, go_binary
+from tests.support.gobuild import go_env
 
 GATEWAY_API = "sigs.k8s.io/gateway-api@v1.2.1"
 ARGO_CRDS = Path(__file__).resolve().parents[2].parent / "shared" / "schemas" / "argo-rollouts" / "v1.7.2"
@@ -39,7 +40,7 @@ def gateway_api_crd(go: str) -> Path:
     result = subprocess.run(
         [go, "mod", "download", "-json", GATEWAY_API],
         cwd=CACHE,
-        env=go_env(),
+        env=go_env(CACHE),
         capture_output=True,
         text=True,
         timeout=300,

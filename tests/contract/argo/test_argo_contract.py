@@ -13,11 +13,9 @@ canary, and the phases Argo must reach: every measurement's, each metric's, the 
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -31,65 +29,38 @@ from canarypilot.local.processes import free_port
 from canarypilot.policy import Settings
 from canarypilot.render.argo import ArgoOptions, render_argo
 from tests.service.live import Served, live_prometheus, serve
+from tests.support.gobuild import build_key, cache_dir, cached_build, go_binary, go_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 HERE = Path(__file__).resolve().parent
 ARGO_VERSION = "v1.7.2"
 ARTICLE = HERE.parents[3] / "shared" / "seed" / "article-manifests.yaml"
-CACHE = (
-    Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "canarypilot" / f"argo-{ARGO_VERSION}"
-)
+CACHE = cache_dir(f"argo-{ARGO_VERSION}")
 BUILD_TIMEOUT = 45 * 60  # a cold build downloads and compiles Argo's whole dependency tree
-
-
-def go_binary() -> str | None:
-    return shutil.which("go") or next((p for p in ("/usr/local/go/bin/go",) if Path(p).exists()), None)
-
-
-def build_key() -> str:
-    digest = hashlib.sha256()
-    for name in ("go.mod", "go.sum", "contract_test.go"):
-        digest.update((HERE / name).read_bytes())
-    return digest.hexdigest()[:16]
-
-
-def go_env() -> dict[str, str]:
-    return {
-        **os.environ,
-        "GOPATH": str(CACHE / "gopath"),
-        "GOMODCACHE": str(CACHE / "mod"),
-        "GOCACHE": str(CACHE / "build"),
-        "GOFLAGS": "-modcacherw -buildvcs=false -mod=readonly",
-        "GOTOOLCHAIN": "local",
-    }
 
 
 def contract_binary(go: str) -> Path:
     """The compiled Go test program, built once per go.mod/go.sum/source."""
-    binary = CACHE / "bin" / build_key() / "argo-contract.test"
-    if binary.exists():
-        return binary
-    binary.parent.mkdir(parents=True, exist_ok=True)
-    with (CACHE / "build.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # concurrent runs build once
-        if not binary.exists():
-            partial = binary.with_suffix(".partial")
-            started = time.monotonic()
-            result = subprocess.run(
-                [go, "test", "-c", "-o", str(partial), "."],
-                cwd=HERE,
-                env=go_env(),
-                capture_output=True,
-                text=True,
-                timeout=BUILD_TIMEOUT,
-                check=False,
-            )
-            if result.returncode != 0:
-                pytest.fail(f"building the Argo contract test failed:\n{result.stderr[-4000:]}")
-            partial.rename(binary)
-            print(f"built {binary} in {time.monotonic() - started:.0f}s")
-    return binary
+    key = build_key(HERE, ("go.mod", "go.sum", "contract_test.go"))
+
+    def build(partial: dict[str, Path]) -> None:
+        started = time.monotonic()
+        result = subprocess.run(
+            [go, "test", "-c", "-o", str(partial["argo-contract.test"]), "."],
+            cwd=HERE,
+            env=go_env(CACHE),
+            capture_output=True,
+            text=True,
+            timeout=BUILD_TIMEOUT,
+            check=False,
+        )
+        if result.returncode != 0:
+            pytest.fail(f"building the Argo contract test failed:\n{result.stderr[-4000:]}")
+        print(f"built the Argo contract test in {time.monotonic() - started:.0f}s")
+
+    cached_build(CACHE, key, ("argo-contract.test",), build)
+    return CACHE / "bin" / key / "argo-contract.test"
 
 
 def article_template(url: str, workdir: Path) -> Path:
