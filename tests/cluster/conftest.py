@@ -1,4 +1,4 @@
-"""One real kube-apiserver (over a real etcd) for the whole session, with the routers' CRDs.
+"""One real kube-apiserver (over a real etcd) for the cluster tests, with the routers' CRDs.
 
 Building the binaries is part of the fixture: a failed build fails every test here
 with the ``go build`` command and its error (only a machine without ``go`` skips).
@@ -54,7 +54,7 @@ def gateway_api_crd(go: str) -> Path:
     return folder / "gateway.networking.k8s.io_httproutes.yaml"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # stopped once the last cluster test is done
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     go = go_binary()
     if go is None:
