@@ -67,7 +67,11 @@ async def test_each_scenario_reaches_its_expected_outcome(
     rows = result.record.rows()
     weights = [w for _, w in result.record.weights()]
     if scenario.expected is Expected.PROMOTED:
-        assert weights[-1] == 100 and max(weights[:-1]) >= 39  # went through 5, 10, 20, 40 first
+        # Climbed the ladder (5, 10, 20, then the cap of 40 or a lower safe weight: a warm-up
+        # still fading can read 34) before promoting; never jumped to 100 from the start.
+        climbed = [w for w in weights[:-1] if w > 0]
+        assert weights[-1] == 100 and len(climbed) >= 4, _story(result)
+        assert climbed[0] <= 6 and max(climbed) >= 19, _story(result)
     else:
         assert weights[-1] == 0
     reasons = " ".join(_verdict_reasons(result))
