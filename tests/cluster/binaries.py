@@ -11,12 +11,11 @@ of the wrapper's go.mod, go.sum and etcd main, so a repeat run skips the build
 
 from __future__ import annotations
 
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.gobuild import build_key, cache_dir, cached_build, go_binary, go_env
+from tests.support.gobuild import BuildFailed, build_key, cache_dir, cached_build, go_binary, run_go
 
 __all__ = ["BUILD_DIR", "CACHE", "Binaries", "BuildFailed", "ensure_binaries", "go_binary"]
 
@@ -26,10 +25,6 @@ ETCD_VERSION = "v3.6.8"  # what k8s.io/kubernetes v1.36.3 requires of go.etcd.io
 CACHE = cache_dir(f"k8s-{KUBERNETES_VERSION}")
 BUILD_TIMEOUT = 60 * 60  # a cold build downloads ~700 MB of modules and compiles ~3000 packages
 SOURCES = ("go.mod", "go.sum", "etcd/main.go")
-
-
-class BuildFailed(Exception):
-    """A ``go`` command failed; the message holds the command and the end of its output."""
 
 
 @dataclass(frozen=True)
@@ -52,20 +47,18 @@ def _version_ldflags() -> str:
 
 def _go_build(go: str, package: str, output: Path) -> None:
     # -p 2: the machines have two cores; more parallel compiles only add memory pressure.
-    command = [go, "build", "-p", "2", "-trimpath", "-ldflags", f"-s -w {_version_ldflags()}"]
-    command += ["-o", str(output), package]
-    result = subprocess.run(
-        command,
-        cwd=BUILD_DIR,
-        env=go_env(CACHE),
-        capture_output=True,
-        text=True,
-        timeout=BUILD_TIMEOUT,
-        check=False,
-    )
-    if result.returncode != 0:
-        shown = " ".join(command[:-3] + ["-o", output.name, package])
-        raise BuildFailed(f"`{shown}` in {BUILD_DIR} failed:\n{result.stderr[-4000:]}")
+    args = [
+        "build",
+        "-p",
+        "2",
+        "-trimpath",
+        "-ldflags",
+        f"-s -w {_version_ldflags()}",
+        "-o",
+        str(output),
+        package,
+    ]
+    run_go(go, args, cwd=BUILD_DIR, cache=CACHE, timeout=BUILD_TIMEOUT)
 
 
 def ensure_binaries(go: str) -> Binaries:

@@ -22,6 +22,7 @@ from canarypilot.routing.ingress import CANARY, TOTAL, WEIGHT, IngressRouter
 from canarypilot.routing.kubernetes import KubeClient, NotFound
 from tests.cluster.apiserver import Cluster
 from tests.cluster.binaries import KUBERNETES_VERSION
+from tests.support.kube_objects import stable_ingress
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -68,32 +69,6 @@ def patch_status(cluster: Cluster, path: str, status: dict[str, Any]) -> None:
 
 
 # --- nginx-ingress ------------------------------------------------------------------------------
-
-
-def stable_ingress() -> dict[str, Any]:
-    backend = {"service": {"name": "web-stable", "port": {"number": 80}}}
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "Ingress",
-        "metadata": {
-            "name": "web",
-            "labels": {"app": "web"},
-            "annotations": {
-                "nginx.ingress.kubernetes.io/proxy-read-timeout": "30",
-                "kubectl.kubernetes.io/last-applied-configuration": "{}",
-            },
-        },
-        "spec": {
-            "ingressClassName": "nginx",
-            "tls": [{"hosts": ["web.example.com"], "secretName": "web-tls"}],
-            "rules": [
-                {
-                    "host": "web.example.com",
-                    "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": backend}]},
-                }
-            ],
-        },
-    }
 
 
 async def test_ingress_canary_is_created_once_then_its_weight_moves_and_rolls_back_to_zero(

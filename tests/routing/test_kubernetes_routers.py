@@ -20,6 +20,7 @@ from canarypilot.routing.gateway import HTTPRouteRouter
 from canarypilot.routing.ingress import CANARY, TOTAL, WEIGHT, IngressRouter
 from canarypilot.routing.kubernetes import KubeClient
 from tests.routing.kube_fake import FakeKube
+from tests.support.kube_objects import stable_ingress as shared_stable_ingress
 
 GATEWAY_API = "sigs.k8s.io/gateway-api@v1.2.1"
 CACHE = Path.home() / ".cache" / "canarypilot" / "gomod"
@@ -58,37 +59,9 @@ def httproute_schema() -> dict[str, Any]:
 
 
 def stable_ingress() -> dict[str, Any]:
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "Ingress",
-        "metadata": {
-            "name": "web",
-            "namespace": "prod",
-            "labels": {"app": "web"},
-            "annotations": {
-                "nginx.ingress.kubernetes.io/proxy-read-timeout": "30",
-                "kubectl.kubernetes.io/last-applied-configuration": "{}",
-            },
-        },
-        "spec": {
-            "ingressClassName": "nginx",
-            "tls": [{"hosts": ["web.example.com"], "secretName": "web-tls"}],
-            "rules": [
-                {
-                    "host": "web.example.com",
-                    "http": {
-                        "paths": [
-                            {
-                                "path": "/",
-                                "pathType": "Prefix",
-                                "backend": {"service": {"name": "web-stable", "port": {"number": 80}}},
-                            }
-                        ]
-                    },
-                }
-            ],
-        },
-    }
+    ingress = shared_stable_ingress()
+    ingress["metadata"]["namespace"] = "prod"
+    return ingress
 
 
 async def test_ingress_router_clones_the_stable_ingress_then_patches_the_weight() -> None:

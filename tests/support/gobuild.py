@@ -15,8 +15,13 @@ import fcntl
 import hashlib
 import os
 import shutil
+import subprocess
 from collections.abc import Callable, Iterable
 from pathlib import Path
+
+
+class BuildFailed(Exception):
+    """A ``go`` command failed; the message holds the command and the end of its output."""
 
 
 def go_binary() -> str | None:
@@ -71,3 +76,13 @@ def cached_build(
         for name, path in targets.items():
             partial[name].rename(path)
     return True
+
+
+def run_go(go: str, args: list[str], *, cwd: Path, cache: Path, timeout: float) -> None:
+    """Run ``go <args>`` in ``cwd`` with the caches under ``cache``; ``BuildFailed`` with the
+    command and the end of its stderr if it fails."""
+    result = subprocess.run(
+        [go, *args], cwd=cwd, env=go_env(cache), capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if result.returncode != 0:
+        raise BuildFailed(f"`go {' '.join(args)}` in {cwd} failed:\n{result.stderr[-4000:]}")

@@ -29,7 +29,7 @@ from canarypilot.local.processes import free_port
 from canarypilot.policy import Settings
 from canarypilot.render.argo import ArgoOptions, render_argo
 from tests.service.live import Served, live_prometheus, serve
-from tests.support.gobuild import build_key, cache_dir, cached_build, go_binary, go_env
+from tests.support.gobuild import BuildFailed, build_key, cache_dir, cached_build, go_binary, run_go
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -46,17 +46,11 @@ def contract_binary(go: str) -> Path:
 
     def build(partial: dict[str, Path]) -> None:
         started = time.monotonic()
-        result = subprocess.run(
-            [go, "test", "-c", "-o", str(partial["argo-contract.test"]), "."],
-            cwd=HERE,
-            env=go_env(CACHE),
-            capture_output=True,
-            text=True,
-            timeout=BUILD_TIMEOUT,
-            check=False,
-        )
-        if result.returncode != 0:
-            pytest.fail(f"building the Argo contract test failed:\n{result.stderr[-4000:]}")
+        args = ["test", "-c", "-o", str(partial["argo-contract.test"]), "."]
+        try:
+            run_go(go, args, cwd=HERE, cache=CACHE, timeout=BUILD_TIMEOUT)
+        except BuildFailed as exc:
+            pytest.fail(f"building the Argo contract test failed: {exc}")
         print(f"built the Argo contract test in {time.monotonic() - started:.0f}s")
 
     cached_build(CACHE, key, ("argo-contract.test",), build)
