@@ -66,18 +66,26 @@ class Served:
 
 @contextmanager
 def serve(
-    prometheus_url: str,
+    prometheus_url: str | None,
     workdir: Path,
     *args: str,
     config: str | None = None,
     env: dict[str, str] | None = None,
 ) -> Iterator[Served]:
-    """`canarypilot serve` in a child process on a free port; SIGTERM and wait on exit."""
+    """`canarypilot serve` in a child process on a free port; SIGTERM and wait on exit.
+
+    Without ``prometheus_url`` it serves from the embedded scraper (pass ``--scrape``
+    in ``args``). The child sees none of this shell's ``CANARYPILOT_*`` settings,
+    only those in ``env``.
+    """
     port = free_port()
     workdir.mkdir(parents=True, exist_ok=True)
     log_path = workdir / f"serve-{port}.log"
-    argv = [str(Path(sys.executable).with_name("canarypilot")), "serve", "--prometheus", prometheus_url]
+    argv = [str(Path(sys.executable).with_name("canarypilot")), "serve"]
+    if prometheus_url is not None:
+        argv += ["--prometheus", prometheus_url]
     argv += ["--port", str(port), *args]
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("CANARYPILOT_")}
     if config:
         argv += ["--config", config]
     with log_path.open("wb") as log:
@@ -85,7 +93,7 @@ def serve(
             argv,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})},
+            env={**inherited, **(env or {})},
             start_new_session=True,
         )
     served = Served(f"http://127.0.0.1:{port}", process, log_path)

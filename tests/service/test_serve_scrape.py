@@ -7,10 +7,6 @@ scrapes them every 0.5 s over a 3 s window and answers /analyze for the one
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,9 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from canarypilot.local.processes import free_port
 from tests.cli.pods import Pod, Traffic
-from tests.service.live import Served, _wait_alive
+from tests.service.live import Served, serve
 
 pytestmark = pytest.mark.integration
 
@@ -31,26 +26,13 @@ SETTINGS = "query: {window: 3s}\nscrape: {interval_seconds: 0.5}\nservice: {cach
 
 @contextmanager
 def serve_scraping(workdir: Path, stable: Pod, canary: Pod) -> Iterator[Served]:
-    port = free_port()
     config = workdir / "settings.yaml"
+    workdir.mkdir(parents=True, exist_ok=True)
     config.write_text(SETTINGS)
-    argv = [str(Path(sys.executable).with_name("canarypilot")), "serve", "--port", str(port)]
-    argv += ["--config", str(config), "--service", "checkout"]
-    argv += ["--scrape", f"v1-stable={stable.address}", "--scrape", f"v2-canary={canary.address}"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CANARYPILOT_")}
-    with (workdir / "serve.log").open("wb") as log:
-        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
-    served = Served(f"http://127.0.0.1:{port}", process, workdir / "serve.log")
-    try:
-        _wait_alive(served)
+    args = ["--service", "checkout"]
+    args += ["--scrape", f"v1-stable={stable.address}", "--scrape", f"v2-canary={canary.address}"]
+    with serve(None, workdir, *args, config=str(config)) as served:
         yield served
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
 
 
 def settled(served: Served, service: str, want: str, timeout: float = 15.0) -> dict[str, Any]:
