@@ -59,17 +59,22 @@ def test_a_conclusive_pass_needs_the_tail_requests() -> None:
     assert _latency(0.2, 0.2, 20_000, 300, SLOPolicy(confidence_z=0)).conclusive_pass
 
 
-def test_error_intervals_cover_like_binomials_should() -> None:
-    rng = np.random.default_rng(RNG_SEED + 2)
-    trials, n_s, n_c = 4000, 20_000, 200
-    stable_errors = rng.binomial(n_s, 0.01, trials)
-    canary_errors = rng.binomial(n_c, 0.01, trials)
+def _error_readings(seed: int, trials: int, stable: tuple[int, float], canary: tuple[int, float]):
+    """``trials`` error intervals for binomial errors: (requests, error rate) per version."""
+    rng = np.random.default_rng(seed)
+    (n_s, p_s), (n_c, p_c) = stable, canary
     readings = [
         error_evidence(VersionStats("v1", 0.2, s / n_s, n_s), VersionStats("v2", 0.2, c / n_c, n_c))
-        for s, c in zip(stable_errors, canary_errors, strict=True)
+        for s, c in zip(rng.binomial(n_s, p_s, trials), rng.binomial(n_c, p_c, trials), strict=True)
     ]
     assert all(r is not None for r in readings)
-    assert sum(r.beyond_noise for r in readings if r) / trials <= 0.03
+    return [r for r in readings if r]
+
+
+def test_error_intervals_cover_like_binomials_should() -> None:
+    trials = 4000
+    readings = _error_readings(RNG_SEED + 2, trials, (20_000, 0.01), (200, 0.01))
+    assert sum(r.beyond_noise for r in readings) / trials <= 0.03
 
 
 def test_half_the_requests_failing_is_conclusive_at_once() -> None:
@@ -79,16 +84,10 @@ def test_half_the_requests_failing_is_conclusive_at_once() -> None:
 
 def test_two_points_at_a_two_point_threshold_cannot_be_decided() -> None:
     # The suite's error-regression-2pts family: canary 2.1 %, stable 0.1 %, threshold "> 2 points".
-    rng = np.random.default_rng(RNG_SEED + 3)
-    trials, n_s, n_c = 4000, 60_000, 3000
-    stable_errors = rng.binomial(n_s, 0.001, trials)
-    canary_errors = rng.binomial(n_c, 0.021, trials)
-    readings = [
-        error_evidence(VersionStats("v1", 0.2, s / n_s, n_s), VersionStats("v2", 0.2, c / n_c, n_c))
-        for s, c in zip(stable_errors, canary_errors, strict=True)
-    ]
-    above = sum(r.delta > 0.02 for r in readings if r) / trials
-    conclusive = sum(r.conclusive_violation for r in readings if r) / trials
+    trials = 4000
+    readings = _error_readings(RNG_SEED + 3, trials, (60_000, 0.001), (3000, 0.021))
+    above = sum(r.delta > 0.02 for r in readings) / trials
+    conclusive = sum(r.conclusive_violation for r in readings) / trials
     assert 0.35 < above < 0.65  # the point estimate is a coin toss ...
     assert conclusive < 0.05  # ... and no test at 97.7 % can call it a violation
     assert all(r.beyond_noise for r in readings if r)  # though it is clearly worse than stable
