@@ -38,12 +38,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from canarypilot.model import Decision, VersionStats, ViolationKind
 from canarypilot.policy import SLOPolicy
 
 _SLO = SLOPolicy()  # type: ignore[call-arg]
+
+#: How an interval was computed (``SignalEvidence.method``).
+Method = Literal["binomial", "order-statistic", "exceedance"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +67,7 @@ class SignalEvidence:
     severe_threshold: float = float("inf")
     #: How the interval was computed: ``binomial`` (errors), ``order-statistic`` (latency,
     #: from the two p99s) or ``exceedance`` (latency, from the histograms).
-    method: str = "binomial"
+    method: Method = "binomial"
     #: What the interval was computed from, when not the default for its kind.
     basis: str = ""
 
