@@ -1,80 +1,18 @@
-"""Every number that matters, once, with the article's values as defaults.
-
-Settings come from three places, later ones winning: a YAML file, environment
-variables ``CANARYPILOT_<SECTION>__<FIELD>`` (e.g. ``CANARYPILOT_PROMETHEUS__URL``,
-``CANARYPILOT_SLO__MAX_LATENCY_DELTA``), and command-line flags. Unknown keys are
-errors that name the key: a typo in a threshold must not silently become the
-default.
-"""
+"""The settings' sections: every number that matters, once, with the article's values
+as defaults. Each field carries its meaning in its description."""
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
-from pathlib import Path
 from string import Template
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from canarypilot._exceptions import ConfigError
 from canarypilot.model import validate_name
-
-ENV_PREFIX = "CANARYPILOT_"
-
-#: Placeholders a query template may use; see docs/configuration.md, "Query templates".
-TEMPLATE_PLACEHOLDERS = frozenset(
-    {
-        "selector",
-        "by",
-        "window",
-        "quantile",
-        "latency_metric",
-        "requests_metric",
-        "code_label",
-        "error_code_regex",
-        "job_label",
-        "version_label",
-    }
-)
-
-# One label matcher: name, operator, double-quoted PromQL string (escapes allowed).
-_MATCHER = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\\n]|\\.)*)"\s*')
-_UNESCAPE = {"n": "\n", "r": "\r", "t": "\t", '"': '"', "'": "'", "\\": "\\"}
-
-
-def label_matchers(text: str) -> list[tuple[str, str, str]]:
-    """Parse ``extra_selector`` into ``(label, operator, value)`` triples, or raise ValueError.
-
-    Only comma-separated ``label op "value"`` matchers are accepted, so the text
-    can never close the selector's brace and add PromQL of its own.
-
-    >>> label_matchers('namespace="prod", cluster=~"eu-.*"')
-    [('namespace', '=', 'prod'), ('cluster', '=~', 'eu-.*')]
-    """
-    out: list[tuple[str, str, str]] = []
-    pos = 0
-    text = text.strip()
-    while pos < len(text):
-        match = _MATCHER.match(text, pos)
-        if match is None:
-            raise ValueError(
-                f"cannot read a label matcher at {text[pos : pos + 30]!r}: "
-                'use comma-separated matchers like namespace="prod"'
-            )
-        raw = match.group(3)
-        value = re.sub(r"\\(.)", lambda m: _UNESCAPE.get(m.group(1), "\\" + m.group(1)), raw)
-        out.append((match.group(1), match.group(2), value))
-        pos = match.end()
-        if pos < len(text):
-            if text[pos] != ",":
-                raise ValueError(f"expected a comma at {text[pos : pos + 30]!r}")
-            pos += 1
-            if not text[pos:].strip():
-                raise ValueError("a trailing comma needs a matcher after it")
-    return out
+from canarypilot.policy.syntax import TEMPLATE_PLACEHOLDERS, label_matchers, parse_duration
 
 
 class _Section(BaseModel):
@@ -532,159 +470,6 @@ class Settings(_Section):
 
     def merged(self, overrides: Mapping[str, Any]) -> Settings:
         """A copy with ``overrides`` (nested dicts, ``None`` values ignored) applied and validated."""
-        data = self.model_dump()
-        _deep_update(data, _drop_none(overrides))
-        return _validate(data, source="flags")
+        from canarypilot.policy.loader import merge_overrides
 
-
-def parse_duration(text: str) -> float:
-    """Seconds in a PromQL duration such as ``5m``, ``90s``, ``1h30m``.
-
-    >>> parse_duration("1m30s")
-    90.0
-    """
-    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
-    parts = re.findall(r"(\d+)(ms|s|m|h|d|w|y)", text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise ValueError(f"{text!r} is not a duration like 30s, 5m or 1h")
-    total = float(sum(int(n) * units[u] for n, u in parts))
-    if total <= 0:
-        raise ValueError(f"{text!r} must be longer than zero")
-    return total
-
-
-def load_settings(
-    path: str | Path | None = None,
-    *,
-    environ: Mapping[str, str] | None = None,
-    overrides: Mapping[str, Any] | None = None,
-) -> Settings:
-    """Settings from a YAML file, then the environment, then ``overrides`` (flags).
-
-    ``environ`` defaults to ``os.environ``; pass ``{}`` to ignore the environment.
-    """
-    data: dict[str, Any] = {}
-    source = "defaults"
-    if path is not None:
-        data = _read_yaml(Path(path))
-        source = str(path)
-    env = os.environ if environ is None else environ
-    env_data, origins = _from_environ(env)
-    if env_data:
-        _deep_update(data, env_data)
-        source = f"{source} + environment" if path else "environment"
-    if overrides:
-        _deep_update(data, _drop_none(overrides))
-        # A flag given on top of a variable is what is wrong, not the variable.
-        origins = {k: v for k, v in origins.items() if not _has_path(overrides, k.split("."))}
-    return _validate(data, source=source, origins=origins)
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from exc
-    try:
-        loaded = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
-    if loaded is None:
-        return {}
-    if not isinstance(loaded, dict):
-        raise ConfigError(f"config file {path} must hold a mapping of sections, not {type(loaded).__name__}")
-    return loaded
-
-
-def _from_environ(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
-    """Nested settings from ``CANARYPILOT_<SECTION>__<FIELD>`` variables, and which
-    variable set each dotted key (so an error names the variable, not the key)."""
-    out: dict[str, Any] = {}
-    origins: dict[str, str] = {}
-    for key, value in sorted(environ.items()):
-        if not key.startswith(ENV_PREFIX) or "__" not in key:
-            continue
-        path = key[len(ENV_PREFIX) :].lower().split("__")
-        node = out
-        for part in path[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"environment variable {key} conflicts with another")
-        node[path[-1]] = _env_value(path, value)
-        origins[".".join(path)] = key
-    return out, origins
-
-
-def _env_value(path: list[str], raw: str) -> Any:
-    # Scalars stay strings for pydantic to convert ("0.2" -> 0.2, "true" -> True), so a
-    # token such as "12345" stays a string; lists and mappings are read as YAML flow
-    # values ("[60, 90]", "{X-Scope-OrgID: tenant}").
-    annotation: Any = Settings
-    for part in path:
-        fields = getattr(annotation, "model_fields", {})
-        if part not in fields:
-            return raw
-        annotation = fields[part].annotation
-    if getattr(annotation, "__origin__", None) not in (list, dict):
-        return raw
-    try:
-        return yaml.safe_load(raw)
-    except yaml.YAMLError:
-        return raw
-
-
-def _validate(data: Mapping[str, Any], *, source: str, origins: Mapping[str, str] | None = None) -> Settings:
-    try:
-        return Settings.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(
-            f"invalid settings ({source}): " + describe_validation_error(exc, origins)
-        ) from None
-
-
-def describe_validation_error(exc: ValidationError, origins: Mapping[str, str] | None = None) -> str:
-    """Every problem as ``dotted.key: message``; an unknown key says so, and a key set by an
-    environment variable (``origins``: dotted key -> variable) names the variable."""
-    problems = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        variable = next((var for key, var in (origins or {}).items() if _related(where, key)), None)
-        if variable:
-            where = f"{where} (from {variable})"
-        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-        problems.append(f"{where}: {msg}")
-    return "; ".join(problems)
-
-
-def _deep_update(base: dict[str, Any], extra: Mapping[str, Any]) -> None:
-    for key, value in extra.items():
-        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
-            _deep_update(base[key], value)
-        else:
-            base[key] = value
-
-
-def _related(a: str, b: str) -> bool:
-    """Whether one dotted key is the other or lies beneath it."""
-    return a == b or a.startswith(b + ".") or b.startswith(a + ".")
-
-
-def _has_path(data: Mapping[str, Any], path: list[str]) -> bool:
-    node: Any = data
-    for part in path:
-        if not isinstance(node, Mapping) or node.get(part) is None:
-            return False
-        node = node[part]
-    return True
-
-
-def _drop_none(data: Mapping[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        if isinstance(value, Mapping):
-            nested = _drop_none(value)
-            if nested:
-                out[key] = nested
-        elif value is not None:
-            out[key] = value
-    return out
+        return merge_overrides(self, overrides)
