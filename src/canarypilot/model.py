@@ -183,3 +183,58 @@ def _json_number(value: float | None) -> float | None:
     if value is None or math.isnan(value) or math.isinf(value):
         return None
     return value
+
+
+# --- The engine v2 seam (issue 10) -------------------------------------------------------
+# The decision is a pure function of what both versions did since the canary's weight last
+# changed, cut into time slices. Every provider (Prometheus range queries, the scraper, the
+# simulator's store, recorded history) builds a ``StepHistory``; ``analysis.decide`` turns it
+# into a ``Verdict``. Because nothing else goes in, the Argo gate (any replica, after any
+# restart), the controller, replay and the simulator give the same verdict on the same data.
+
+
+@dataclass(frozen=True, slots=True)
+class SliceCounts:
+    """One version's requests in one time slice: counts, not rates.
+
+    ``buckets`` are the latency histogram's cumulative ``(upper_bound, count)`` pairs for
+    the slice, sorted by bound and ending at ``+Inf``, or ``None`` when the backend has no
+    histogram for it. Counts are increases over the slice (counter resets handled by the
+    provider); ``None`` for requests means the series was missing in that slice.
+    """
+
+    requests: float | None
+    errors: float | None
+    buckets: tuple[tuple[float, float], ...] | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Slice:
+    """Both versions over the same stretch of time ``[start, end)`` (Unix seconds): they saw
+    the same moment's load, so comparing them slice by slice cancels noise they share."""
+
+    start: float
+    end: float
+    stable: SliceCounts
+    canary: SliceCounts
+
+
+@dataclass(frozen=True, slots=True)
+class StepHistory:
+    """Everything the engine may know about the current step.
+
+    ``weight`` is the canary's weight since ``since`` (the last weight change, Unix seconds);
+    ``at`` is the evaluation instant; ``slices`` cover ``[since, at - lag]`` in order, only
+    data that had been scraped by ``at``. ``snapshot`` is the same data summed over the step
+    (p99s, error rates, request totals) for display and for the safe weight's deltas.
+    ``scrape_interval`` is the backend's sampling period, so the engine can tell "no data yet"
+    from "no data".
+    """
+
+    target: Target
+    weight: float
+    since: float
+    at: float
+    slices: tuple[Slice, ...]
+    snapshot: Snapshot
+    scrape_interval: float = 15.0
