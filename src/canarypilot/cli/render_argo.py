@@ -11,6 +11,7 @@ from pathlib import Path
 
 import typer
 
+from canarypilot._version import IMAGE
 from canarypilot.cli.common import friendly_errors, settings_from
 
 HELP = (
@@ -39,7 +40,7 @@ def argo(
         help="Base URL of the analysis service (default: http://canarypilot-analyzer.NAMESPACE.svc:8080).",
     ),
     analyzer_namespace: str = typer.Option("canarypilot", help="Namespace of the analysis service."),
-    analyzer_image: str = typer.Option("canarypilot:0.1.0", help="Container image of the analysis service."),
+    analyzer_image: str = typer.Option(IMAGE, help="Container image of the analysis service."),
     prometheus_url: str = typer.Option(
         "http://prometheus.monitoring:9090",
         "--prometheus",

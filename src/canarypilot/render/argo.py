@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from canarypilot._exceptions import ConfigError
+from canarypilot._version import IMAGE
 from canarypilot.model import validate_name
 from canarypilot.policy import Settings
 
@@ -48,7 +49,7 @@ class ArgoOptions:
     namespace: str = "default"
     analyzer_namespace: str = "canarypilot"
     analyzer_url: str | None = None
-    analyzer_image: str = "canarypilot:0.1.0"
+    analyzer_image: str = IMAGE
     prometheus_url: str = "http://prometheus.monitoring:9090"
     replicas: int = 4
     container_port: int = 8080
