@@ -26,6 +26,7 @@ HELP = (
 def register(app: typer.Typer) -> None:
     """Add `render argo` to the render sub-app."""
     app.command("argo", help=HELP)(argo)
+    app.command("chart", help=CHART_HELP)(chart)
 
 
 def argo(
@@ -105,3 +106,29 @@ def argo(
         except OSError as exc:
             raise ConfigError(f"cannot write to {output_dir}: {exc.strerror or exc}") from exc
         typer.echo(f"wrote {len(documents)} files to {output_dir}", err=True)
+
+
+CHART_HELP = (
+    "The Helm chart of the analysis service (deploy/helm/canarypilot), generated from the same "
+    "objects `render argo` writes, so the two never drift. See docs/kubernetes.md. "
+    "Exit codes: 0 written, 2 bad input (settings or output directory)."
+)
+
+
+def chart(
+    output_dir: Path = typer.Option(..., "--output-dir", "-o", help="The chart's directory (created)."),
+    config: str | None = typer.Option(None, "--config", "-c", help="YAML settings file (breaker, query)."),
+) -> None:
+    with friendly_errors():
+        from canarypilot._exceptions import ConfigError
+        from canarypilot.render.chart import chart_files
+
+        files = chart_files(settings_from(config, {}))
+        try:
+            for name, text in files.items():
+                path = output_dir / name
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot write to {output_dir}: {exc.strerror or exc}") from exc
+        typer.echo(f"wrote {len(files)} files to {output_dir}", err=True)
