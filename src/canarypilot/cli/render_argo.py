@@ -55,6 +55,10 @@ def argo(
         60, help="Seconds each rung is observed (after the warm-up) before its gate."
     ),
     interval: int = typer.Option(15, help="Seconds between SLO guard measurements."),
+    warmup: int | None = typer.Option(
+        None,
+        help="Seconds after a weight change before its first measurement (default: breaker.warmup_seconds).",
+    ),
     replicas: int = typer.Option(4, help="Replicas of the Rollout."),
     container_port: int = typer.Option(8080, help="Port the service's container listens on."),
     host: str | None = typer.Option(None, "--host", help="Host of the stable Ingress rule (none: any host)."),
@@ -93,6 +97,7 @@ def argo(
             observe_seconds=observe,
             interval_seconds=interval,
             token_secret=token_secret,
+            warmup_seconds=warmup,
         )
         documents = render_argo(options, settings)
         if output_dir is None:
