@@ -1,4 +1,5 @@
-"""kube-apiserver and etcd compiled from their Go modules, once per version and go.sum.
+"""kube-apiserver, kube-controller-manager, kube-scheduler and etcd compiled from their Go
+modules, once per version and go.sum.
 
 No release tarball can be fetched here, only Go modules, so the wrapper module in
 ``build/`` requires ``k8s.io/kubernetes`` at ``KUBERNETES_VERSION`` with each staging
@@ -27,9 +28,14 @@ BUILD_TIMEOUT = 60 * 60  # a cold build downloads ~700 MB of modules and compile
 SOURCES = ("go.mod", "go.sum", "etcd/main.go")
 
 
+NAMES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd")
+
+
 @dataclass(frozen=True)
 class Binaries:
     kube_apiserver: Path
+    kube_controller_manager: Path
+    kube_scheduler: Path
     etcd: Path
     built_seconds: float | None  # None when reused from the cache
 
@@ -62,14 +68,21 @@ def _go_build(go: str, package: str, output: Path) -> None:
 
 
 def ensure_binaries(go: str) -> Binaries:
-    """The two binaries for this go.mod/go.sum, built under a file lock if missing."""
+    """The four binaries for this go.mod/go.sum, built under a file lock if missing.
+
+    The three Kubernetes commands share almost every package, so after the first the
+    others cost little more than their link (docs/cluster-tests.md has the times).
+    """
     started = time.monotonic()
 
     def build(partial: dict[str, Path]) -> None:
-        _go_build(go, "k8s.io/kubernetes/cmd/kube-apiserver", partial["kube-apiserver"])
+        for name in NAMES[:3]:
+            _go_build(go, f"k8s.io/kubernetes/cmd/{name}", partial[name])
         _go_build(go, "./etcd", partial["etcd"])
 
     key = build_key(BUILD_DIR, SOURCES)
-    built = cached_build(CACHE, key, ("kube-apiserver", "etcd"), build)
+    built = cached_build(CACHE, key, NAMES, build)
     folder = CACHE / "bin" / key
-    return Binaries(folder / "kube-apiserver", folder / "etcd", time.monotonic() - started if built else None)
+    return Binaries(
+        *(folder / name for name in NAMES), built_seconds=time.monotonic() - started if built else None
+    )

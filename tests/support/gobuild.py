@@ -86,3 +86,25 @@ def run_go(go: str, args: list[str], *, cwd: Path, cache: Path, timeout: float) 
     )
     if result.returncode != 0:
         raise BuildFailed(f"`go {' '.join(args)}` in {cwd} failed:\n{result.stderr[-4000:]}")
+
+
+def module_dir(go: str, cache: Path, module: str, *, timeout: float = 300) -> Path:
+    """Where ``module`` (``path@version``) lies in ``cache``'s module cache, downloaded through
+    the Go module proxy if it is not there yet; ``BuildFailed`` if the download fails."""
+    import json
+
+    cache.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(
+        [go, "mod", "download", "-json", module],
+        cwd=cache,
+        env=go_env(cache),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise BuildFailed(
+            f"`go mod download {module}` failed:\n{result.stderr[-2000:]}{result.stdout[-2000:]}"
+        )
+    return Path(json.loads(result.stdout)["Dir"])
