@@ -12,7 +12,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from tests.support.gobuild import build_key, cache_dir, cached_build, run_go
+from tests.support.gobuild import build_key, cache_dir, cached_build, go_build
 
 HELM_VERSION = "v3.19.5"
 BUILD_DIR = Path(__file__).resolve().parent / "build"
@@ -25,8 +25,15 @@ def helm_binary(go: str) -> Path:
 
     def build(partial: dict[str, Path]) -> None:
         stamp = f"-X helm.sh/helm/v3/internal/version.version={HELM_VERSION}"
-        args = ["build", "-p", "2", "-trimpath", "-ldflags", f"-s -w {stamp}", "-o", str(partial["helm"])]
-        run_go(go, [*args, "helm.sh/helm/v3/cmd/helm"], cwd=BUILD_DIR, cache=CACHE, timeout=BUILD_TIMEOUT)
+        go_build(
+            go,
+            "helm.sh/helm/v3/cmd/helm",
+            partial["helm"],
+            cwd=BUILD_DIR,
+            cache=CACHE,
+            ldflags=stamp,
+            timeout=BUILD_TIMEOUT,
+        )
 
     key = build_key(BUILD_DIR, ("go.mod", "go.sum"))
     cached_build(CACHE, key, ("helm",), build)

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.gobuild import BuildFailed, build_key, cache_dir, cached_build, go_binary, run_go
+from tests.support.gobuild import BuildFailed, build_key, cache_dir, cached_build, go_binary, go_build
 
 __all__ = ["BUILD_DIR", "CACHE", "Binaries", "BuildFailed", "ensure_binaries", "go_binary"]
 
@@ -52,19 +52,9 @@ def _version_ldflags() -> str:
 
 
 def _go_build(go: str, package: str, output: Path) -> None:
-    # -p 2: the machines have two cores; more parallel compiles only add memory pressure.
-    args = [
-        "build",
-        "-p",
-        "2",
-        "-trimpath",
-        "-ldflags",
-        f"-s -w {_version_ldflags()}",
-        "-o",
-        str(output),
-        package,
-    ]
-    run_go(go, args, cwd=BUILD_DIR, cache=CACHE, timeout=BUILD_TIMEOUT)
+    go_build(
+        go, package, output, cwd=BUILD_DIR, cache=CACHE, ldflags=_version_ldflags(), timeout=BUILD_TIMEOUT
+    )
 
 
 def ensure_binaries(go: str) -> Binaries:
