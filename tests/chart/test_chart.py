@@ -20,6 +20,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from canarypilot.cli import main
 from canarypilot.policy import Settings
 from canarypilot.render.argo import ArgoOptions, analyzer_objects, gate_template
 from canarypilot.render.chart import chart_files
@@ -64,8 +65,14 @@ def template(helm_bin: Path, home: Path, values: dict[str, str], namespace: str 
     return [doc for doc in yaml.safe_load_all(ran.stdout) if doc]
 
 
-def test_the_committed_chart_is_what_the_renderer_generates() -> None:
+def test_the_committed_chart_is_what_the_renderer_generates(tmp_path: Path) -> None:
     generated = chart_files(Settings())
+    with pytest.raises(SystemExit) as done:
+        main(["render", "chart", "--output-dir", str(tmp_path / "chart")])
+    assert done.value.code == 0
+    out = tmp_path / "chart"
+    written = {str(p.relative_to(out)): p.read_text() for p in out.rglob("*") if p.is_file()}
+    assert written == generated
     committed = {str(p.relative_to(CHART)): p.read_text() for p in CHART.rglob("*") if p.is_file()}
     assert sorted(committed) == sorted(generated), (
         "regenerate: canarypilot render chart -o deploy/helm/canarypilot"
