@@ -19,7 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from canarypilot.local.processes import LocalServer, answers_http, free_port
-from tests.cluster.binaries import KUBERNETES_VERSION
+from tests.cluster.binaries import CACHE as KUBERNETES_CACHE
 from tests.support.argo_crds import ARGO_MODULE, argo_crds
 from tests.support.gobuild import build_key, cache_dir, cached_build, go_build, module_dir
 
@@ -69,9 +69,7 @@ def kwok_stages(go: str) -> list[Path]:
 
 def gateway_api_crd(go: str) -> Path:
     """The standard-channel HTTPRoute CRD, from the Gateway API Go module."""
-    folder = (
-        module_dir(go, cache_dir(f"k8s-{KUBERNETES_VERSION}"), GATEWAY_API) / "config" / "crd" / "standard"
-    )
+    folder = module_dir(go, KUBERNETES_CACHE, GATEWAY_API) / "config" / "crd" / "standard"
     return folder / "gateway.networking.k8s.io_httproutes.yaml"
 
 
