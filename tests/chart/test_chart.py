@@ -81,8 +81,10 @@ def test_the_committed_chart_is_what_the_renderer_generates(tmp_path: Path) -> N
         assert committed[name] == text, f"{name} drifted: canarypilot render chart -o deploy/helm/canarypilot"
 
 
-@pytest.mark.parametrize("token", [None, "analyzer-token"])
-def test_helm_template_gives_render_argos_objects(helm_bin: Path, tmp_path: Path, token: str | None) -> None:
+@pytest.mark.parametrize(("token", "cluster_gate"), [(None, False), ("analyzer-token", False), (None, True)])
+def test_helm_template_gives_render_argos_objects(
+    helm_bin: Path, tmp_path: Path, token: str | None, cluster_gate: bool
+) -> None:
     options = ArgoOptions(
         service="unused",
         image="unused:1",
@@ -91,6 +93,7 @@ def test_helm_template_gives_render_argos_objects(helm_bin: Path, tmp_path: Path
         analyzer_image="registry.example/canarypilot:1.2.3",
         prometheus_url="http://prometheus.monitoring.svc:9090",
         token_secret=token,
+        cluster_gate=cluster_gate,
     )
     values = {
         "gate.enabled": "true",
@@ -99,6 +102,7 @@ def test_helm_template_gives_render_argos_objects(helm_bin: Path, tmp_path: Path
         "image.tag": "1.2.3",
         "prometheus.url": "http://prometheus.monitoring.svc:9090",
         **({"token.existingSecret": token} if token else {}),
+        **({"gate.clusterScope": "true"} if cluster_gate else {}),
     }
     from_chart = template(helm_bin, tmp_path, values)
     for doc in from_chart:
@@ -112,10 +116,7 @@ def test_helm_template_gives_render_argos_objects(helm_bin: Path, tmp_path: Path
 
 def test_the_chart_lints_and_every_object_validates(helm_bin: Path, tmp_path: Path) -> None:
     for values in ({}, EVERYTHING, {**EVERYTHING, "prometheus.auth.type": "basic"}):
-        sets = ",".join(f"{k}={v}" for k, v in values.items())
-        linted = helm(
-            helm_bin, "lint", "--strict", str(CHART), *(["--set", sets] if sets else []), home=tmp_path
-        )
+        linted = helm(helm_bin, "lint", "--strict", str(CHART), *set_flags(values), home=tmp_path)
         assert linted.returncode == 0, linted.stdout + linted.stderr
 
     docs = template(helm_bin, tmp_path, EVERYTHING)
@@ -126,18 +127,27 @@ def test_the_chart_lints_and_every_object_validates(helm_bin: Path, tmp_path: Pa
     ]  # fmt: skip
     go = go_binary()
     assert go is not None
-    crd = yaml.safe_load((argo_crds(go, "v1.7.2") / "analysis-template-crd.yaml").read_text())
-    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
-    for doc in docs:
-        if doc["kind"] == "AnalysisTemplate":
-            jsonschema.Draft7Validator(schema).validate(doc)
-            assert unknown_fields(doc, schema) == []
+    crds = argo_crds(go, "v1.7.2")
+    schemas = {
+        kind: yaml.safe_load((crds / name).read_text())["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+        for kind, name in (
+            ("AnalysisTemplate", "analysis-template-crd.yaml"),
+            ("ClusterAnalysisTemplate", "cluster-analysis-template-crd.yaml"),
+        )
+    }
+    cluster_gate = template(helm_bin, tmp_path, {**EVERYTHING, "gate.clusterScope": "true"})
+    for doc in [*docs, *(d for d in cluster_gate if d["kind"] == "ClusterAnalysisTemplate")]:
+        if doc["kind"] in schemas:
+            jsonschema.Draft7Validator(schemas[doc["kind"]]).validate(doc)
+            assert unknown_fields(doc, schemas[doc["kind"]]) == []
         elif doc["kind"] != "ServiceMonitor":  # a prometheus-operator CRD, not in Kubernetes' schemas
             kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+    assert (
+        "namespace" not in next(d for d in cluster_gate if d["kind"] == "ClusterAnalysisTemplate")["metadata"]
+    )
 
-    container = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][
-        0
-    ]
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
     assert container["env"] == [
         {
             "name": "CANARYPILOT_PROMETHEUS__BEARER_TOKEN",

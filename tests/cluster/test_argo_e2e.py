@@ -206,6 +206,18 @@ def test_a_healthy_canary_climbs_the_rendered_ladder_to_100(argo_cluster: Cluste
     assert [r["status"]["phase"] for r in runs] == ["Successful"] * min(5, len(ladder))
 
 
+def test_a_cluster_wide_gate_is_found_through_cluster_scope(argo_cluster: Cluster, analyzer: str) -> None:
+    # `render argo --cluster-gate` (the chart's gate.clusterScope): one ClusterAnalysisTemplate,
+    # named by every Rollout's steps with clusterScope. Only one test may create it per cluster.
+    namespace, docs = deploy(argo_cluster, analyzer, "healthy", cluster_gate=True, steps=(5, 50, 100))
+    assert any(d["kind"] == "ClusterAnalysisTemplate" for d in docs)
+    final, weights = watch(argo_cluster, namespace, "healthy", promoted)
+    assert [w for w in weights if w][:2] == [5, 50], weights
+    with argo_cluster.http() as http:
+        runs = kube.analysis_runs(http, namespace)
+    assert [r["status"]["phase"] for r in runs] == ["Successful", "Successful"]
+
+
 def test_a_latency_regression_fails_the_gate_and_aborts(argo_cluster: Cluster, analyzer: str) -> None:
     namespace, _ = deploy(argo_cluster, analyzer, "regressed")
     final, weights = watch(argo_cluster, namespace, "regressed", lambda r: r.get("status", {}).get("abort"))

@@ -67,6 +67,11 @@ def argo(
         None,
         help="Name of a Secret (key 'token') holding the analyzer's bearer token, in both namespaces.",
     ),
+    cluster_gate: bool = typer.Option(
+        False,
+        "--cluster-gate",
+        help="Write the gate as a ClusterAnalysisTemplate (shared by every namespace; clusterScope steps).",
+    ),
     config: str | None = typer.Option(None, "--config", "-c", help="YAML settings file (breaker, query)."),
     output_dir: Path | None = typer.Option(
         None, "--output-dir", "-o", help="Write one file per object here instead of printing."
@@ -98,6 +103,7 @@ def argo(
             interval_seconds=interval,
             token_secret=token_secret,
             warmup_seconds=warmup,
+            cluster_gate=cluster_gate,
         )
         documents = render_argo(options, settings)
         if output_dir is None:

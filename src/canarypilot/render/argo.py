@@ -61,6 +61,8 @@ class ArgoOptions:
     token_secret: str | None = None
     #: Seconds before each rung's first measurement; None: the breaker's warm-up.
     warmup_seconds: int | None = None
+    #: The gate as a ClusterAnalysisTemplate (one for every namespace), named with clusterScope.
+    cluster_gate: bool = False
 
     def __post_init__(self) -> None:
         for value, what in (
@@ -133,8 +135,8 @@ def gate_template(options: ArgoOptions, settings: Settings) -> dict[str, Any]:
     guard_count = options.observe_seconds // options.interval_seconds + 1
     return {
         "apiVersion": "argoproj.io/v1alpha1",
-        "kind": "AnalysisTemplate",
-        "metadata": {"name": GATE_TEMPLATE, "namespace": options.namespace, "labels": _labels(GATE_TEMPLATE)},
+        "kind": "ClusterAnalysisTemplate" if options.cluster_gate else "AnalysisTemplate",
+        "metadata": _gate_metadata(options),
         "spec": {
             "args": args,
             "metrics": [
@@ -173,7 +175,12 @@ def rollout(options: ArgoOptions, settings: Settings) -> dict[str, Any]:
         steps.append(
             {
                 "analysis": {
-                    "templates": [{"templateName": GATE_TEMPLATE}],
+                    "templates": [
+                        {
+                            "templateName": GATE_TEMPLATE,
+                            **({"clusterScope": True} if options.cluster_gate else {}),
+                        }
+                    ],
                     "args": [
                         {"name": "service", "value": name},
                         {"name": "target-weight", "value": str(weight)},
@@ -339,6 +346,11 @@ def to_yaml(documents: Sequence[dict[str, Any]]) -> str:
             return True
 
     return "---\n".join(yaml.dump(doc, Dumper=_Plain, sort_keys=False) for doc in documents)
+
+
+def _gate_metadata(options: ArgoOptions) -> dict[str, Any]:
+    namespace = {} if options.cluster_gate else {"namespace": options.namespace}
+    return {"name": GATE_TEMPLATE, **namespace, "labels": _labels(GATE_TEMPLATE)}
 
 
 def _labels(name: str) -> dict[str, str]:

@@ -130,6 +130,11 @@ def _templated(obj: dict[str, Any]) -> dict[str, Any]:
         container["env"] = When(_AUTH_SECRET, [*_auth_env("bearer"), *_auth_env("basic")])
     if obj["kind"] == "PodDisruptionBudget":
         obj["spec"]["minAvailable"] = Expr("{{ .Values.podDisruptionBudget.minAvailable }}")
+    if obj["kind"] == "AnalysisTemplate":  # `render argo --cluster-gate`: the same gate, cluster-wide
+        obj["kind"] = Expr(
+            '{{ .Values.gate.clusterScope | ternary "ClusterAnalysisTemplate" "AnalysisTemplate" }}'
+        )
+        obj["metadata"]["namespace"] = When("not .Values.gate.clusterScope", obj["metadata"]["namespace"])
     return obj
 
 
@@ -214,13 +219,14 @@ def _values_yaml(objects: list[dict[str, Any]]) -> str:
         "podDisruptionBudget": {"minAvailable": pdb["spec"]["minAvailable"]},
         "serviceMonitor": {"enabled": False, "interval": "30s"},
         "networkPolicy": {"enabled": False, "from": [{"namespaceSelector": {}}]},
-        "gate": {"enabled": False, "namespace": ""},
+        "gate": {"enabled": False, "namespace": "", "clusterScope": False},
     }
     notes = {
         "image": "the analysis service's image; tag defaults to the chart's appVersion",
         "prometheus": "auth.existingSecret: a Secret with `token` (bearer) or `username`, `password` (basic)",
         "token": "existingSecret: a Secret (key `token`) the service requires on /analyze; the gate sends it",
-        "gate": f"enabled: the {GATE_TEMPLATE} AnalysisTemplate, in `namespace` (default: the release's)",
+        "gate": f"enabled: the {GATE_TEMPLATE} AnalysisTemplate in `namespace` (default: the release's), "
+        "or a ClusterAnalysisTemplate with clusterScope (render argo --cluster-gate)",
     }
     lines = [_HEADER.rstrip("\n")]
     for key, value in values.items():
