@@ -48,6 +48,8 @@ make_base() {
   tar --numeric-owner -C "$root" -cf "$BASE_TAR.partial" .
   mv "$BASE_TAR.partial" "$BASE_TAR"
   rm -rf "$root"
+  # Older days' tarballs of this suite are not used again (the imported images stay).
+  find "$CACHE" -maxdepth 1 -name "$SUITE-*.tar" ! -name "$SUITE-$BASE_DATE.tar" -delete
 }
 
 mkdir -p "$CACHE"
