@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from canarypilot._exceptions import ConfigError
+from canarypilot._version import IMAGE
 from canarypilot.model import validate_name
 from canarypilot.policy import Settings
 
@@ -48,7 +49,7 @@ class ArgoOptions:
     namespace: str = "default"
     analyzer_namespace: str = "canarypilot"
     analyzer_url: str | None = None
-    analyzer_image: str = "canarypilot:0.1.0"
+    analyzer_image: str = IMAGE
     prometheus_url: str = "http://prometheus.monitoring:9090"
     replicas: int = 4
     container_port: int = 8080
@@ -58,6 +59,10 @@ class ArgoOptions:
     observe_seconds: int = 60
     interval_seconds: int = 15
     token_secret: str | None = None
+    #: Seconds before each rung's first measurement; None: the breaker's warm-up.
+    warmup_seconds: int | None = None
+    #: The gate as a ClusterAnalysisTemplate (one for every namespace), named with clusterScope.
+    cluster_gate: bool = False
 
     def __post_init__(self) -> None:
         for value, what in (
@@ -78,6 +83,8 @@ class ArgoOptions:
         _check_steps(self.steps)
         if self.observe_seconds < self.interval_seconds or self.interval_seconds < 1:
             raise ConfigError("--observe must be at least --interval, and --interval at least 1s")
+        if self.warmup_seconds is not None and not 0 <= self.warmup_seconds <= 3600:
+            raise ConfigError("--warmup must be 0-3600 seconds")
         if not 1 <= self.replicas <= 1000 or not 1 <= self.container_port <= 65535:
             raise ConfigError("--replicas must be 1-1000 and --container-port 1-65535")
         for url, what in ((self.analyzer_url, "analyzer URL"), (self.prometheus_url, "Prometheus URL")):
@@ -105,7 +112,9 @@ def render_argo(options: ArgoOptions, settings: Settings | None = None) -> list[
 def gate_template(options: ArgoOptions, settings: Settings) -> dict[str, Any]:
     """The AnalysisTemplate each rung runs."""
     breaker = settings.breaker
-    warmup = int(math.ceil(breaker.warmup_seconds))
+    warmup = options.warmup_seconds
+    if warmup is None:
+        warmup = int(math.ceil(breaker.warmup_seconds))
     errors = max(1, math.ceil(breaker.metrics_outage_seconds / ARGO_ERROR_RETRY_SECONDS))
     query = (
         "service={{args.service}}&canary_version={{args.canary-version}}"
@@ -126,8 +135,8 @@ def gate_template(options: ArgoOptions, settings: Settings) -> dict[str, Any]:
     guard_count = options.observe_seconds // options.interval_seconds + 1
     return {
         "apiVersion": "argoproj.io/v1alpha1",
-        "kind": "AnalysisTemplate",
-        "metadata": {"name": GATE_TEMPLATE, "namespace": options.namespace, "labels": _labels(GATE_TEMPLATE)},
+        "kind": "ClusterAnalysisTemplate" if options.cluster_gate else "AnalysisTemplate",
+        "metadata": _gate_metadata(options),
         "spec": {
             "args": args,
             "metrics": [
@@ -166,7 +175,12 @@ def rollout(options: ArgoOptions, settings: Settings) -> dict[str, Any]:
         steps.append(
             {
                 "analysis": {
-                    "templates": [{"templateName": GATE_TEMPLATE}],
+                    "templates": [
+                        {
+                            "templateName": GATE_TEMPLATE,
+                            **({"clusterScope": True} if options.cluster_gate else {}),
+                        }
+                    ],
                     "args": [
                         {"name": "service", "value": name},
                         {"name": "target-weight", "value": str(weight)},
@@ -332,6 +346,11 @@ def to_yaml(documents: Sequence[dict[str, Any]]) -> str:
             return True
 
     return "---\n".join(yaml.dump(doc, Dumper=_Plain, sort_keys=False) for doc in documents)
+
+
+def _gate_metadata(options: ArgoOptions) -> dict[str, Any]:
+    namespace = {} if options.cluster_gate else {"namespace": options.namespace}
+    return {"name": GATE_TEMPLATE, **namespace, "labels": _labels(GATE_TEMPLATE)}
 
 
 def _labels(name: str) -> dict[str, str]:
