@@ -10,6 +10,7 @@ import typer
 
 from canarypilot.cli import (
     analyze,
+    calibrate,
     demo,
     preflight,
     render,
@@ -32,7 +33,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-for module in (analyze, serve, rollout, demo, simulate, render, preflight, roi):
+for module in (analyze, serve, rollout, demo, simulate, calibrate, render, preflight, roi):
     module.register(app)
 
 
