@@ -14,6 +14,7 @@ from canarypilot.cli import (
     demo,
     preflight,
     render,
+    replay,
     roi,
     rollout,
     serve,
@@ -33,7 +34,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-for module in (analyze, serve, rollout, demo, simulate, calibrate, render, preflight, roi):
+for module in (analyze, serve, rollout, demo, simulate, replay, calibrate, render, preflight, roi):
     module.register(app)
 
 
