@@ -23,8 +23,8 @@ import math
 import numpy as np
 
 from canarypilot.model import Slice, SliceCounts, Snapshot, StepHistory, Target, VersionStats
+from canarypilot.replay.synthetic import CANARY, STABLE, History, simulate_history
 from canarypilot.sim.scenario import Scenario, parse_scenario
-from tests.support.history import CANARY, STABLE, History, simulate_history
 from tests.support.promdata import histogram_quantile
 
 START = 1_700_000_000.0

@@ -27,9 +27,9 @@ from canarypilot.metrics.prometheus import PrometheusMetrics
 from canarypilot.policy import PrometheusSettings
 from canarypilot.replay.calibrate import fit
 from canarypilot.replay.fetch import fetch_recording
+from canarypilot.replay.synthetic import STABLE, TYPES, simulate_history
 from canarypilot.sim.bench import load_suite
 from canarypilot.sim.scenario import parse_scenario
-from tests.support.history import STABLE, TYPES, simulate_history
 
 pytestmark = [
     pytest.mark.integration,

@@ -24,10 +24,10 @@ from canarypilot.metrics.prometheus import PrometheusMetrics
 from canarypilot.model import Action, Target
 from canarypilot.policy import PrometheusSettings, Settings
 from canarypilot.replay.fetch import fetch_recording
+from canarypilot.replay.synthetic import CANARY, STABLE, TYPES, History
 from canarypilot.replay.walk import Instant, Walker, step_verdict
 from tests.replay import releases
 from tests.replay.releases import ERRORS_AT, LATENCY_AT, SPAN, START
-from tests.support.history import CANARY, STABLE, TYPES, History
 
 pytestmark = [
     pytest.mark.integration,

@@ -27,8 +27,9 @@ from canarypilot.model import validate_name
 from canarypilot.policy import QueryPolicy
 from canarypilot.replay.recording import RawSeries, Recording, build_recording
 
-#: Longest range read in one query (a day at 15 s is ~100k bucket samples per version).
-MAX_CHUNK_SECONDS = 86_400.0
+#: Longest range read in one query: a day and an hour (a day at 15 s is ~100k bucket samples
+#: per version, ~4 MB of JSON, under the provider's 8 MiB answer limit).
+MAX_CHUNK_SECONDS = 90_000.0
 #: Samples before the range's start that are read too, so its first slice has a pair of scrapes.
 LEAD_SECONDS = 120.0
 

@@ -62,6 +62,11 @@ def step_verdict(history: StepHistory, settings: Settings) -> Verdict:
             for version, side in ((target.stable_version, "stable"), (target.canary_version, "canary"))
         ]
         snapshot = replace(snapshot, stable=stats[0], canary=stats[1], window_seconds=history.at - start)
+    return judge_window(history, snapshot, start, settings)
+
+
+def judge_window(history: StepHistory, snapshot: Snapshot, start: float, settings: Settings) -> Verdict:
+    """The interim engine's core: judge ``snapshot`` (the step's slices from ``start``)."""
     decision = judge_snapshot(snapshot, settings)
     evidence = weigh(decision, quantile=settings.query.quantile, slo=settings.slo)
     verdict, _ = assess(
@@ -191,18 +196,32 @@ class Walker:
         age = at - newest if math.isfinite(newest) else None
         return Snapshot(self.target, stable, canary, at=at, window_seconds=at - since, age_seconds=age)
 
-    def run(self, settings: Settings, decide: Decide = step_verdict) -> list[Instant]:
-        """Every analysis of the range under ``settings``."""
+    def run(self, settings: Settings, decide: Decide | None = None) -> list[Instant]:
+        """Every analysis of the range under ``settings`` (``decide``: the interim engine,
+        ``step_verdict``, on the walker's prefix sums)."""
         out: list[Instant] = []
         for at in self.instants():
             found = self._at(at, settings.query.quantile)
             if found is None:
                 continue
             history, step = found
-            verdict = decide(history, settings)
+            verdict = self._interim(history, step, settings) if decide is None else decide(history, settings)
             seen = history.slices[-1].end if history.slices else history.since
             out.append(Instant(at, step.release, history.weight, history.since, seen, verdict))
         return out
+
+    def _interim(self, history: StepHistory, step: Step, settings: Settings) -> Verdict:
+        """``step_verdict`` in constant time per instant: the window clear of the warm-up
+        summed from the prefix sums instead of slice by slice."""
+        rec = self.recording
+        first = step.first + max(0, math.ceil(settings.breaker.warmup_seconds / rec.step - 1e-9))
+        end = step.first + len(history.slices)
+        if first >= end:
+            return judge_window(history, history.snapshot, history.since, settings)
+        stable, canary = self.stats(first, end, quantile=settings.query.quantile)
+        start = rec.edge(first)
+        window = replace(history.snapshot, stable=stable, canary=canary, window_seconds=history.at - start)
+        return judge_window(history, window, start, settings)
 
 
 class _PrefixSums:

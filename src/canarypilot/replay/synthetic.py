@@ -1,13 +1,16 @@
 """Recorded history made by the simulator: known parameters in, Prometheus samples out.
 
+For the tests and the benchmark of replay and calibrate, and for trying them
+without a production Prometheus.
+
 ``simulate_history`` runs the simulator's ``World`` (the same draws the bench
 uses) for hours of traffic at a weight schedule of our choosing and records what
 each version's client library would have exposed at every scrape: cumulative
 ``http_requests_total{code}`` and ``http_request_duration_seconds_bucket{le}``.
 Gaps (scrapes that never happened) and restarts (counters back to zero) can be
 injected. The samples go to Prometheus through promtool
-(``canarypilot.local.prometheus.openmetrics_text``); the per-scrape counts stay
-here as the test's ground truth.
+(``canarypilot.local.prometheus.openmetrics_text``); the per-scrape counts are
+kept as ground truth.
 """
 
 from __future__ import annotations
@@ -119,5 +122,5 @@ def series_of(history: History) -> Iterator[tuple[str, dict[str, str], list[tupl
     grouped: dict[tuple[str, tuple[tuple[str, str], ...]], list[tuple[float, float]]] = {}
     for name, labels, ts, value in history.samples:
         grouped.setdefault((name, tuple(sorted(labels.items()))), []).append((ts, value))
-    for (name, labels), samples in grouped.items():
-        yield name, dict(labels), samples
+    for (metric, pairs), samples in grouped.items():
+        yield metric, dict(pairs), samples
