@@ -8,7 +8,7 @@ construction. See docs/decision-model.md for the meaning of each rule.
 * **rollback** — an anytime-valid test (``sequential.py``) rejects "the canary is within
   the SLO" at level ``slo.alpha``, on errors or on latency;
 * **hold** — no data, stale data, NaN, fewer than ``min_slices`` slices of evidence, a
-  latency excess still decaying (``warmup.py``), or no histogram to judge latency by;
+  latency excess still inside its warm-up allowance (``warmup.py``), or no histogram;
 * **proceed** — otherwise, with the article's safe weight computed from the deltas the
   evidence cannot rule out (upper bounds at ``1 - alpha``): a thin sample gets a small
   weight. ``evidence.within_slo`` says the bounds themselves are within the thresholds.
@@ -153,7 +153,7 @@ def _hold_reasons(cleaned: Cleaned, tests: _Tests, need: int) -> list[str]:
     if tests.latency is None:
         reasons.append("no latency histogram for both versions: latency cannot be judged, holding")
     elif tests.warming_up:
-        reasons.append("the canary's latency excess is still decaying (warm-up): holding")
+        reasons.append("the canary's latency excess is within its fading warm-up allowance: holding")
     elif tests.latency_slices < need:
         reasons.append(
             f"{tests.latency_slices} slice(s) of latency evidence after the warm-up, {need} needed"

@@ -15,6 +15,7 @@ Pure arithmetic; no I/O.
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Iterable, Sequence
 
 Buckets = tuple[tuple[float, float], ...]
@@ -26,14 +27,15 @@ FALLBACK_TAIL_INDEX = 4.0
 
 def valid(buckets: Buckets | None) -> bool:
     """Cumulative, finite, non-negative counts ending at ``+Inf``: something that can be read."""
-    if not buckets or not math.isinf(buckets[-1][0]):
+    if not buckets:
         return False
-    previous_bound, previous_count = -math.inf, 0.0
-    for bound, count in buckets:
-        if not (bound > previous_bound and math.isfinite(count) and count >= previous_count - 1e-9):
-            return False
-        previous_bound, previous_count = bound, count
-    return True
+    bounds, counts = zip(*buckets, strict=True)
+    if not math.isinf(bounds[-1]) or not all(map(math.isfinite, counts)) or counts[0] < 0:
+        return False
+    increasing = all(map(operator.lt, bounds, bounds[1:]))
+    # Counts are increases of counters: allow float dust, never a real decrease.
+    steps = zip(counts, counts[1:], strict=False)
+    return increasing and all(later - earlier >= -1e-6 for earlier, later in steps)
 
 
 def total(buckets: Buckets) -> float:

@@ -15,8 +15,9 @@ mean of ``u`` is at most 0 in every slice given the past, whatever the noise *in
 slice (a stall, a GC pause, per-slice jitter, requests correlated in any way), so the
 wealth is a non-negative supermartingale and by Ville's inequality it ever reaches
 ``1/alpha`` with probability at most ``alpha``, however often it is looked at. The
-e-value is the average wealth of six gamblers, ``lam = 0.9 / 2^j``, j = 0..5: the bold
-ones win fast against a large regression, the timid ones against one near the threshold.
+e-value is the average wealth of four gamblers, ``lam = 0.9 (2/3)^j``, j = 0..3: the bold
+ones win fast against a large regression, the timid ones lose less on the way to a win
+against one near the threshold.
 
 Two approximations, both small and on the cautious side of practice: the floor at -3
 standard errors lifts the mean of ``u`` by at most ~1e-4 for binomial counts; and the
@@ -38,7 +39,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 #: The gamblers' stakes: a grid from bold to timid, averaged with equal weights.
-STAKES: tuple[float, ...] = tuple(0.9 * 0.5**j for j in range(6))
+STAKES: tuple[float, ...] = tuple(0.9 * (2 / 3) ** j for j in range(4))
 #: Standard errors below the reference a slice can count for (see the module docstring).
 FLOOR_Z = 3.0
 
@@ -56,7 +57,7 @@ def slice_cap(alpha: float, min_slices: int) -> float:
     """The cap on one slice's ``u`` such that ``min_slices`` capped slices reach ``1/alpha``.
 
     >>> round(slice_cap(0.01, 4), 2)
-    4.39
+    3.86
     """
     boldest = STAKES[0]
     needed = math.pow(len(STAKES) / alpha, 1.0 / max(1, min_slices))

@@ -19,7 +19,7 @@ slice)``: in a slice where both versions stalled, stable's tail grew too.
 
 **Bounds.** The safe weight reads the deltas at the unfavourable end of a ``1 - alpha``
 interval, with the variance inflated by the slices' measured overdispersion
-(``warmup.dispersion``). The p99 bound is the canary's share beyond stable's p99 (upper
+(``dispersion``). The p99 bound is the canary's share beyond stable's p99 (upper
 Wilson bound) turned into a latency ratio with the tail slope stable's histogram shows
 there (``histogram.tail_index``), over stable's p99 lower bound.
 """
@@ -27,7 +27,7 @@ there (``histogram.tail_index``), over stable's p99 lower bound.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from canarypilot.analysis import histogram as hist
@@ -38,7 +38,7 @@ from canarypilot.analysis.sequential import (
     log_wealth_prefixes,
     slice_cap,
 )
-from canarypilot.analysis.warmup import dispersion, warmup_end
+from canarypilot.analysis.warmup import allowances
 from canarypilot.model import SignalTest, Slice, ViolationKind
 from canarypilot.policy import SLOPolicy
 
@@ -54,9 +54,24 @@ class LatencyResult:
     warming_up: bool
 
 
-def _test_log_e(observations: Sequence[SliceObservation], alpha: float, need: int) -> list[list[float]]:
-    cap = slice_cap(alpha, need)
-    return log_wealth_prefixes([excess(o, cap) for o in observations])
+def dispersion(k: Sequence[float], n: Sequence[float]) -> float:
+    """Overdispersion of per-slice counts: 1 for independent requests, more when they move together
+    (Pearson's chi-square over its degrees of freedom, at least 1).
+
+    >>> dispersion([1, 1, 1, 1], [100, 100, 100, 100])
+    1.0
+    >>> dispersion([0, 0, 0, 40], [100, 100, 100, 100]) > 10
+    True
+    """
+    used = [(ki, ni) for ki, ni in zip(k, n, strict=True) if ni > 0]
+    n_sum = sum(ni for _, ni in used)
+    if len(used) < 2 or n_sum <= 0:
+        return 1.0
+    p = sum(ki for ki, _ in used) / n_sum
+    if not 0 < p < 1:
+        return 1.0
+    chi2 = sum((ki - ni * p) ** 2 / (ni * p * (1 - p)) for ki, ni in used)
+    return max(1.0, chi2 / (len(used) - 1))
 
 
 def _e(log_value: float) -> float:
@@ -89,15 +104,18 @@ def error_test(slices: Sequence[Slice], *, slo: SLOPolicy, z: float, need: int) 
     for es, ns, ec, nc in typed:
         r = max(base, es / ns if ns > 0 else base) + slo.max_error_delta
         observations.append(SliceObservation(ec, nc if r < SHARED_STALL else 0.0, r))
-    prefixes = _test_log_e(observations, slo.alpha, need)
-    log_e = log_e_value(prefixes, 0, len(observations))
+    cap = slice_cap(slo.alpha, need)
+    outcomes = [excess(o, cap) for o in observations]
+    log_e = log_e_value(log_wealth_prefixes(outcomes), 0, len(observations))
+    kept = [typed[i] for i in _kept(range(len(typed)), outcomes, slo.alpha, need)]
     point = bound = None
-    if n_c > 0:
-        point = e_c / n_c - base
-        inflate_c = dispersion([r[2] for r in typed], [r[3] for r in typed])
+    k_c, m_c = sum(r[2] for r in kept), sum(r[3] for r in kept)
+    if m_c > 0:
+        point = k_c / m_c - base
+        inflate_c = dispersion([r[2] for r in kept], [r[3] for r in kept])
         inflate_s = dispersion([r[0] for r in typed], [r[1] for r in typed])
-        pc, ps = (e_c + 1) / (n_c + 2), (e_s + 1) / (n_s + 2)
-        se = math.sqrt(inflate_c * pc * (1 - pc) / (n_c + 2) + inflate_s * ps * (1 - ps) / (n_s + 2))
+        pc, ps = (k_c + 1) / (m_c + 2), (e_s + 1) / (n_s + 2)
+        se = math.sqrt(inflate_c * pc * (1 - pc) / (m_c + 2) + inflate_s * ps * (1 - ps) / (n_s + 2))
         bound = point + z * se
     used = sum(1 for o in observations if o.n > 0)
     return SignalTest(
@@ -118,55 +136,63 @@ def latency_test(
 ) -> LatencyResult | None:
     """The latency signal's test, after the warm-up (``None`` without histograms for both)."""
     rows = [s for s in slices if hist.valid(s.stable.buckets) and hist.valid(s.canary.buckets)]
-    stable_pool = hist.add(s.stable.buckets for s in rows if s.stable.buckets)
-    canary_pool = hist.add(s.canary.buckets for s in rows if s.canary.buckets)
+    stable = [s.stable.buckets for s in rows if s.stable.buckets]
+    canary = [s.canary.buckets for s in rows if s.canary.buckets]
+    stable_pool, canary_pool = hist.add(stable), hist.add(canary)
     if not rows or stable_pool is None or canary_pool is None:
         return None
     tail, delta = 1.0 - quantile, slo.max_latency_delta
     stable_p99 = hist.quantile(stable_pool, quantile)
-    n_s = hist.total(stable_pool)
     if stable_p99 is None or stable_p99 <= 0:
         return None
-    stable_tail = [hist.total(b) - hist.count_at_or_below(b, stable_p99) for b in _buckets(rows, "stable")]
-    margin = z * math.sqrt(
-        dispersion(stable_tail, [hist.total(b) for b in _buckets(rows, "stable")]) * quantile * tail / n_s
-    )
-    stable_high = hist.quantile(stable_pool, min(quantile + margin, 1 - 1e-9)) or stable_p99
+    n_stable = [hist.total(b) for b in stable]
+    stable_tail = [t - hist.count_at_or_below(b, stable_p99) for b, t in zip(stable, n_stable, strict=True)]
+    margin = z * math.sqrt(dispersion(stable_tail, n_stable) * quantile * tail / sum(n_stable))
     stable_low = hist.quantile(stable_pool, max(quantile - margin, 1e-9)) or stable_p99
-    edge = hist.bound_at_or_above(canary_pool, (1 + delta) * stable_high)
+    edge = hist.bound_at_or_above(canary_pool, (1 + delta) * stable_p99)
 
-    canary = list(_buckets(rows, "canary"))
     n = [hist.total(b) for b in canary]
     beyond_p99 = [max(0.0, t - hist.count_at_or_below(b, stable_p99)) for b, t in zip(canary, n, strict=True)]
-    allowance = sum(1 for s in rows if s.start < since + slo.max_warmup_seconds)
-    start = warmup_end(_beyond(canary, n, edge) if edge else beyond_p99, n, tail, allowance)
-    warming_up = bool(rows) and start >= len(rows)
-
-    log_e = 0.0
-    if edge is not None and not warming_up:
+    log_e, outcomes, start, warming_up = 0.0, [0.0] * len(rows), 0, False
+    base = tail
+    if edge is not None:
+        # Stable's share beyond E / (1 + delta) over the step, half a request added so an
+        # empty tail is not a zero reference.
+        n_all = hist.total(stable_pool)
+        base = (n_all * (hist.share_beyond(stable_pool, edge / (1 + delta)) or 0.0) + 0.5) / (n_all + 1)
+        beyond = [max(0.0, t - hist.count_at_or_below(b, edge)) for b, t in zip(canary, n, strict=True)]
+        shares = [k / t if t > 0 else 0.0 for k, t in zip(beyond, n, strict=True)]
+        allowed = allowances(
+            shares,
+            [(s.start + s.end) / 2 - since for s in rows],
+            seed=max(1, need - 1),
+            max_warmup=slo.max_warmup_seconds,
+        )
         observations = []
-        for s, b, total in zip(rows, canary, n, strict=True):
-            reference = max(tail, hist.share_beyond(s.stable.buckets, edge / (1 + delta)) or 0.0)  # type: ignore[arg-type]
-            k = max(0.0, total - hist.count_at_or_below(b, edge))
+        for b_s, k, total, excused in zip(stable, beyond, n, allowed, strict=True):
+            reference = max(base, excused, hist.share_beyond(b_s, edge / (1 + delta)) or 0.0)
             observations.append(SliceObservation(k, total if reference < SHARED_STALL else 0.0, reference))
-        prefixes = _test_log_e(observations, slo.alpha, need)
-        # A rollback needs the test from the weight change *and* from every start up to the
-        # warm-up's end to reject: the weakest of them is the evidence.
-        log_e = min(log_e_value(prefixes, s, len(rows)) for s in range(start + 1))
+        cap = slice_cap(slo.alpha, need)
+        outcomes = [excess(o, cap) for o in observations]
+        log_e = log_e_value(log_wealth_prefixes(outcomes), 0, len(rows))
+        # The bounds read the slices after the warm-up: from the first whose allowance is
+        # within the SLO's share. Still excused and still in excess: warming up.
+        start = next((i for i, a in enumerate(allowed) if a <= base), len(rows))
+        warming_up = allowed[-1] > base and shares[-1] > base
 
-    after = slice(start, len(rows))
-    k_after, n_after = sum(beyond_p99[after]), sum(n[after])
+    kept = _kept(range(start, len(rows)), outcomes, slo.alpha, need)
+    k_kept, n_kept = sum(beyond_p99[i] for i in kept), sum(n[i] for i in kept)
     point = bound = None
-    if n_after > 0:
-        canary_p99 = hist.quantile(hist.add(canary[after]) or canary_pool, quantile)
+    if n_kept > 0:
+        canary_p99 = hist.quantile(hist.add(canary[i] for i in kept) or canary_pool, quantile)
         point = None if canary_p99 is None else canary_p99 / stable_p99 - 1
-        spread = math.sqrt(dispersion(beyond_p99[after], n[after]))
-        share_high = _wilson_upper(k_after, n_after, z * spread)
+        spread = math.sqrt(dispersion([beyond_p99[i] for i in kept], [n[i] for i in kept]))
+        share_high = _wilson_upper(k_kept, n_kept, z * spread)
         index = hist.tail_index(stable_pool, stable_p99)
         bound = stable_p99 * (share_high / tail) ** (1 / index) / stable_low - 1
     counted = len(rows) - start
     basis = (
-        f"{k_after:.0f} of {n_after:.0f} canary requests beyond stable's p99 {stable_p99 * 1000:.0f} ms; "
+        f"{k_kept:.0f} of {n_kept:.0f} canary requests beyond stable's p99 {stable_p99 * 1000:.0f} ms; "
         + (
             f"test latency {edge * 1000:g} ms"
             if edge
@@ -174,30 +200,30 @@ def latency_test(
         )
     )
     if start:
-        basis += f"; first {start} slice(s) held as warm-up"
+        basis += f"; first {start} slice(s) in the warm-up allowance"
+    if counted - len(kept) > 0:
+        basis += f"; {counted - len(kept)} transient slice(s) left out of the bound"
     test = SignalTest(
         kind=ViolationKind.LATENCY,
         e_value=_e(log_e),
-        rejects=not warming_up and log_e >= math.log(1 / slo.alpha) and counted >= need,
+        rejects=log_e >= math.log(1 / slo.alpha) and len(rows) >= need,
         point=point,
         bound=bound,
         threshold=delta,
-        slices=counted if not warming_up else 0,
-        requests=n_after,
+        slices=counted,
+        requests=n_kept,
         basis=basis,
     )
-    until = rows[start - 1].end if start else None
-    return LatencyResult(test, until, warming_up)
+    return LatencyResult(test, rows[start - 1].end if start else None, warming_up)
 
 
-def _buckets(rows: Sequence[Slice], version: str) -> list[hist.Buckets]:
-    out: list[hist.Buckets] = []
-    for s in rows:
-        buckets = s.stable.buckets if version == "stable" else s.canary.buckets
-        assert buckets is not None
-        out.append(buckets)
-    return out
-
-
-def _beyond(canary: Sequence[hist.Buckets], n: Sequence[float], edge: float) -> list[float]:
-    return [max(0.0, t - hist.count_at_or_below(b, edge)) for b, t in zip(canary, n, strict=True)]
+def _kept(indices: Iterable[int], outcomes: Sequence[float], alpha: float, need: int) -> list[int]:
+    """The slices the bounds read: all, but for a transient — at most ``need - 1`` slices whose
+    excess reached the per-slice cap, the most a burst the test ignores can touch. More capped
+    slices than that are the canary's behaviour, not a transient, and all are read."""
+    chosen = list(indices)
+    cap = slice_cap(alpha, need)
+    capped = [i for i in chosen if outcomes[i] >= cap - 1e-9]
+    if not capped or len(capped) >= need:
+        return chosen
+    return [i for i in chosen if i not in set(capped)]

@@ -1,22 +1,20 @@
-"""Warm-up as a model: an excess that decays after a weight change is not evidence.
+"""Warm-up as a model: an excess that fades after a weight change is not evidence.
 
-Cold caches, JIT compilation and connection pools make a canary slow right after it
-gets more traffic, and the slowness fades. A regression does not fade. So the latency
-evidence starts at the first slice ``s`` after which the canary's excess is no longer
-*decaying*, where decaying means: over the slices ``[s, now)``, the earlier half put more
-than the SLO's share of requests beyond stable's tail bound, and the later half put
-fewer there, by more than ``DECAY_Z`` standard errors (binomial, inflated by the
-slices' own spread). Slices before ``s`` are the warm-up.
+Cold caches, JIT compilation and connection pools make a canary slow right after it gets
+more traffic, and the slowness fades; a regression does not. The model: after a weight
+change, the canary may put as large a share of its requests beyond the test latency as it
+did in its first slices, *decaying* by a factor e every ``max_warmup / 3`` (5 % of it is
+left at ``max_warmup``). That allowance raises the latency test's reference slice by
+slice (``signals.py``), so
 
-The warm-up is bounded: ``s`` never passes the last slice that began within
-``max_warmup`` of the weight change, so an excess that is still there then counts,
-decaying or not. While every start within the bound still shows decay, the step is
-warming up: no rollback and no advance on latency.
+* an excess that fades at least that fast is held as warm-up, never evidence;
+* an excess that stops fading outgrows its allowance and becomes evidence, a little
+  later than without the model (about ``max_warmup / 3 * ln(first / now)``);
+* a canary that starts within the SLO has no allowance at all: no grace period.
 
-This rule only ever *removes* evidence, so it cannot add false rollbacks: the rollback
-also requires the test started at the weight change to reject (``decide.py``). What it
-can cost is a slower rollback of a regression whose early slices happen to read higher
-than its later ones (one standard error: about one look in six for a steady excess).
+Only the slices before the one judged set the allowance (the first ``seed`` of the step),
+and the allowance only ever *raises* the reference, so the test's error rate is untouched:
+the model cannot add a false rollback, it can only delay a true one.
 """
 
 from __future__ import annotations
@@ -24,58 +22,25 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-#: Standard errors by which the later half must read lower for the excess to be decaying.
-DECAY_Z = 1.0
 
+def allowances(
+    shares: Sequence[float], times: Sequence[float], *, seed: int, max_warmup: float
+) -> list[float]:
+    """The share of requests the warm-up excuses in each slice.
 
-def dispersion(k: Sequence[float], n: Sequence[float]) -> float:
-    """Overdispersion of per-slice counts: 1 for independent requests, more when they move together.
+    ``shares[i]`` is slice ``i``'s share beyond the test latency, ``times[i]`` its middle,
+    in seconds since the weight change. Slice ``i``'s allowance is the largest share of
+    the first ``seed`` slices before it, decayed from that slice's time to ``times[i]``.
 
-    >>> dispersion([1, 1, 1, 1], [100, 100, 100, 100])
-    1.0
-    >>> dispersion([0, 0, 0, 40], [100, 100, 100, 100]) > 10
-    True
+    >>> shares, times = [0.2, 0.1, 0.0, 0.0], [7.5, 22.5, 37.5, 52.5]
+    >>> [round(a, 3) for a in allowances(shares, times, seed=2, max_warmup=45)]
+    [0.0, 0.074, 0.037, 0.014]
     """
-    n_sum = sum(n)
-    used = [(ki, ni) for ki, ni in zip(k, n, strict=True) if ni > 0]
-    if len(used) < 2 or n_sum <= 0:
-        return 1.0
-    p = sum(k) / n_sum
-    if not 0 < p < 1:
-        return 1.0
-    chi2 = sum((ki - ni * p) ** 2 / (ni * p * (1 - p)) for ki, ni in used)
-    return max(1.0, chi2 / (len(used) - 1))
-
-
-def decaying(k: Sequence[float], n: Sequence[float], reference: float) -> bool:
-    """Whether the excess over ``reference`` in these slices fades from the first half to the second."""
-    if len(k) < 2:
-        return False
-    mid = (len(k) + 1) // 2
-    k_a, n_a, k_b, n_b = sum(k[:mid]), sum(n[:mid]), sum(k[mid:]), sum(n[mid:])
-    if n_a <= 0 or n_b <= 0:
-        return False
-    p_a, p_b = k_a / n_a, k_b / n_b
-    if p_a <= reference or p_b >= p_a:
-        return False
-    pooled = (k_a + k_b) / (n_a + n_b)
-    spread = math.sqrt(dispersion(k, n) * pooled * (1 - pooled) * (1 / n_a + 1 / n_b))
-    return spread <= 0 or (p_a - p_b) / spread > DECAY_Z
-
-
-def warmup_end(k: Sequence[float], n: Sequence[float], reference: float, allowance: int) -> int:
-    """The first slice of evidence: after the decaying warm-up, at most ``allowance``.
-
-    Returns ``len(k)`` when every start within the allowance still shows decay and the
-    allowance is not over: the whole step so far is warm-up.
-
-    >>> warmup_end([30, 20, 12, 6, 3, 1, 1, 1, 1], [100] * 9, 0.01, allowance=12)
-    4
-    >>> warmup_end([5, 5, 5, 5], [100] * 4, 0.01, allowance=12)   # steady: no warm-up
-    0
-    """
-    count = len(k)
-    for start in range(min(allowance, count)):
-        if not decaying(k[start:], n[start:], reference):
-            return start
-    return min(allowance, count)
+    if max_warmup <= 0:
+        return [0.0] * len(shares)
+    constant = max_warmup / 3.0
+    out: list[float] = []
+    for i, now in enumerate(times):
+        seeds = range(min(i, seed))
+        out.append(max((shares[j] * math.exp(-(now - times[j]) / constant) for j in seeds), default=0.0))
+    return out
