@@ -1,6 +1,7 @@
 """The pure decision engine: interpolation, judge, evidence, circuit breaker. No I/O, no clock."""
 
 from canarypilot.analysis.breaker import BreakerState, assess, assess_outage
+from canarypilot.analysis.decide import decide
 from canarypilot.analysis.evidence import Evidence, SignalEvidence, error_evidence, latency_evidence, weigh
 from canarypilot.analysis.interpolate import round_half_away, safe_weight, safety_factor
 from canarypilot.analysis.judge import hold_reasons, judge
@@ -11,6 +12,7 @@ __all__ = [
     "SignalEvidence",
     "assess",
     "assess_outage",
+    "decide",
     "error_evidence",
     "hold_reasons",
     "judge",

@@ -43,6 +43,35 @@ class InterpolationPolicy(_Section):
 class SLOPolicy(_Section):
     """When a canary is bad, and when it cannot be judged yet."""
 
+    alpha: float = Field(
+        0.01,
+        gt=0,
+        lt=0.5,
+        description=(
+            "Largest probability of rolling back a canary that is within the SLO, however often it "
+            "is analysed (the sequential test's error rate); the safe weight and the pass read the "
+            "deltas' upper bounds at confidence 1 - alpha."
+        ),
+    )
+    max_warmup_seconds: float = Field(
+        180.0,
+        ge=0,
+        description=(
+            "Longest warm-up after a weight change: a latency excess that decays is held as warm-up "
+            "(not evidence) for at most this long; an excess that stops decaying, or outlasts this, "
+            "is evidence. 0: no warm-up."
+        ),
+    )
+    max_transient_seconds: float = Field(
+        20.0,
+        ge=0,
+        description=(
+            "A stall, GC pause or error burst this long on a healthy canary can never roll it back "
+            "on its own: one slice of metrics can only add so much evidence, so a rollback needs "
+            "ceil(this / slice) + 2 slices (4 at 15s scrapes); that is also the fastest rollback."
+        ),
+    )
+
     max_latency_delta: float = Field(
         0.15, gt=0, description="Roll back when (p99 canary - p99 stable) / p99 stable is above this."
     )
