@@ -11,26 +11,20 @@ simulator's ``World`` at 200 requests per second with a 15 s scrape:
 
 The canary appears 5 minutes into the range (a version appearing mid-range)
 and climbs 5, 10, 20, 50 % every 5 minutes, then is removed at 25 minutes.
-``truth`` builds, from the generator's own per-scrape counts and the known
-schedule, what a live controller would have held at each instant — the oracle
-the replay is compared with.
+``change_before`` is the known schedule: what the controller that made the
+changes knew, and what the live oracle of the tests is given.
 """
 
 from __future__ import annotations
 
-import math
-
-import numpy as np
-
-from canarypilot.model import Slice, SliceCounts, Snapshot, StepHistory, Target, VersionStats
-from canarypilot.replay.synthetic import CANARY, STABLE, History, simulate_history
+from canarypilot.replay.synthetic import CANARY, History, simulate_history
 from canarypilot.sim.scenario import Scenario, parse_scenario
-from tests.support.promdata import histogram_quantile
 
 START = 1_700_000_000.0
 SPAN = 2400.0
 STEP = 15.0
 LADDER = ((300.0, 5.0), (600.0, 10.0), (900.0, 20.0), (1200.0, 50.0), (1500.0, 0.0))
+RELEASE_END = 1500.0
 LATENCY_AT = 1005.0
 ERRORS_AT = 690.0
 GAP = (660.0, 840.0)
@@ -81,62 +75,7 @@ def recorded() -> dict[str, History]:
     return out
 
 
-def truth(history: History, at: float, lag: float) -> StepHistory | None:
-    """What a controller that changed the weights itself would have had at ``at``."""
-    changes = [START + t for t, _ in LADDER if START + t <= at]
-    if not changes:
-        return None
-    since = changes[-1]
-    w = weight(since - START)
-    if w <= 0:
-        return None
-    per_version: dict[str, dict[float, tuple[float, float, np.ndarray]]] = {}
-    for version in (STABLE, CANARY):
-        rows = history.scrapes.get(version, [])
-        kept: dict[float, tuple[float, float, np.ndarray]] = {}
-        previous: float | None = None
-        for ts, req, err, buckets in rows:
-            if previous is not None and ts - previous <= 1.5 * STEP:
-                kept[ts - STEP] = (req, err, buckets)  # the slice that scrape closes
-            previous = ts
-        per_version[version] = kept
-    bounds = (*history.bounds, math.inf)
-    slices = []
-    t = since
-    while t + STEP + lag <= at + 1e-9:
-        versions = [per_version[v].get(t) for v in (STABLE, CANARY)]
-        counts = [
-            SliceCounts(None, None, None)
-            if row is None
-            else SliceCounts(row[0], row[1], tuple(zip(bounds, row[2].tolist(), strict=True)))
-            for row in versions
-        ]
-        slices.append(Slice(t, t + STEP, counts[0], counts[1]))
-        t += STEP
-    target = Target(history.service)
-    stats = [
-        _summed(version, [getattr(s, side) for s in slices])
-        for version, side in ((STABLE, "stable"), (CANARY, "canary"))
-    ]
-    newest = max((sl.end for sl in slices if sl.canary.requests is not None), default=since)
-    snapshot = Snapshot(target, *stats, at=at, window_seconds=at - since, age_seconds=at - newest)
-    return StepHistory(target, w, since, at, tuple(slices), snapshot, STEP)
-
-
-def _summed(version: str, counts: list[SliceCounts]) -> VersionStats:
-    """A version's totals over the step; the p99 by the tests' own histogram_quantile."""
-    present = [c for c in counts if c.requests is not None]
-    if not present:
-        return VersionStats(version)
-    requests = sum(c.requests or 0.0 for c in present)
-    errors = sum(c.errors or 0.0 for c in present)
-    bounds = [b for b, _ in next(c.buckets for c in present if c.buckets)]
-    totals = [sum(c.buckets[i][1] for c in present if c.buckets) for i in range(len(bounds))]
-    pairs = tuple(zip(bounds, totals, strict=True))
-    return VersionStats(
-        version,
-        p99_seconds=histogram_quantile(0.99, pairs),
-        error_rate=errors / requests if requests else math.nan,
-        requests=requests,
-        latency_buckets=pairs,
-    )
+def change_before(at: float) -> tuple[float, float] | None:
+    """The last weight change at or before ``at``: (when, weight); ``None`` before the canary."""
+    changes = [(START + t, w) for t, w in LADDER if START + t <= at]
+    return changes[-1] if changes else None

@@ -45,7 +45,8 @@ def replay(
         None, help="Seconds between analyses (default rollout.analysis_interval_seconds, 15)."
     ),
     lag: float | None = typer.Option(
-        None, help="Seconds from scrape to queryable (default rollout.scrape_lag_seconds, 15)."
+        None,
+        help="Seconds a slice must have ended before it counts (default rollout.scrape_lag_seconds, 15).",
     ),
     fmt: Format = typer.Option(Format.table, "--format", "-f", help="table, json or html."),
     output: Path | None = typer.Option(
@@ -80,7 +81,7 @@ def replay(
         from canarypilot.replay.render import print_table
 
         print_table(walker, found, replays, every=every)
-        typer.echo(f"{queries} queries to {walker.recording.service}'s Prometheus")
+        typer.echo(f"{queries} queries to {walker.target.service}'s Prometheus")
 
 
 async def _replay(
@@ -91,23 +92,26 @@ async def _replay(
     interval: float | None,
     lag: float | None,
 ) -> Any:
+    from dataclasses import replace
+
+    from canarypilot.metrics.history import Slicing
     from canarypilot.metrics.prometheus import PrometheusMetrics
     from canarypilot.model import Target
-    from canarypilot.replay.fetch import fetch_recording
+    from canarypilot.replay.fetch import fetch_slices
     from canarypilot.replay.summary import releases, replay_policy
     from canarypilot.replay.walk import Walker
 
     assert t0 is not None and t1 is not None
     first = policies[0][1]
     target = Target(service, first.query.canary_version, first.query.stable_version)
+    slicing = Slicing.from_settings(first)
+    if lag is not None:
+        slicing = replace(slicing, lag_seconds=lag)
     async with PrometheusMetrics(first.prometheus, first.query) as provider:
-        fetched = await fetch_recording(
-            provider, service, [target.canary_version, target.stable_version], start=t0, end=t1
-        )
+        fetched = await fetch_slices(provider, target, start=t0, end=t1, slicing=slicing)
     walker = Walker(
-        fetched.recording,
-        target,
-        lag=first.rollout.scrape_lag_seconds if lag is None else lag,
+        fetched.history,
+        slicing,
         interval=first.rollout.analysis_interval_seconds if interval is None else interval,
     )
     found = releases(walker)

@@ -1,13 +1,18 @@
 """Reading a service's history from Prometheus: one round trip per signal.
 
-An instant query of a range selector (``http_requests_total{job="checkout",
-version=~"..."}[86400s]`` at the range's end) returns every raw sample with
-its scrape timestamp. That is all replay needs: it can then tell exactly which
-samples had been scraped at any instant, which a ``query_range`` of
-``increase()`` (evaluated after the fact, extrapolated to its window's edges)
-cannot. Three signals, three queries, however long the range and however many
-analyses are replayed on it; ranges longer than ``MAX_CHUNK_SECONDS`` are read
-in chunks so that no answer outgrows the provider's size limit.
+Two reads, for two uses. Replay reads the slices the live analysis reads — the
+same range queries (``metrics.prometheus_history``: ``increase`` over each slice,
+``step`` = the slice length), once over the whole range instead of once per
+analysis — so that a replayed instant sees exactly the numbers a live one saw
+(``fetch_slices``). Calibrate needs every scrape (its jitter is scrape to
+scrape) and reads the raw samples (``fetch_recording``): an instant query of a
+range selector (``http_requests_total{job="checkout",version=~"..."}[86400s]``
+at the range's end) returns every sample with its scrape timestamp.
+
+Either way a few queries serve the whole range, however many analyses are
+replayed on it; ranges longer than ``MAX_CHUNK_SECONDS`` are read a day at a
+time so that no answer outgrows the provider's size limit (nor a range query
+Prometheus' 11,000 points).
 
 The HTTP side (auth, TLS, tenant headers, retries, size limit, redaction) is
 ``PrometheusMetrics``', used as it is.
@@ -17,13 +22,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from canarypilot._exceptions import ConfigError, MetricsUnavailable, QueryError
+from canarypilot.metrics.history import Slicing, StepQuery
 from canarypilot.metrics.prometheus import PrometheusMetrics
+from canarypilot.metrics.prometheus_history import fetch_histories
 from canarypilot.metrics.selectors import render, selector
-from canarypilot.model import validate_name
+from canarypilot.model import Slice, StepHistory, Target, validate_name
 from canarypilot.policy import QueryPolicy
 from canarypilot.replay.recording import RawSeries, Recording, build_recording
 
@@ -128,3 +135,41 @@ def _merge(rows: list[RawSeries]) -> list[RawSeries]:
         samples.sort()
         out.append((labels, samples))
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class Sliced:
+    """Every slice of both versions over a range, as the live analysis cuts them."""
+
+    history: StepHistory
+    slicing: Slicing
+    queries: int
+
+
+async def fetch_slices(
+    provider: PrometheusMetrics, target: Target, *, start: float, end: float, slicing: Slicing
+) -> Sliced:
+    """The slices of ``[start, end]`` with the live analysis' own range queries (one per
+    signal, plus its staleness query), a day at a time."""
+    if not math.isfinite(start) or not math.isfinite(end) or end <= start:
+        raise ConfigError("--to must be after --from")
+    before = provider.queries_sent
+    slices: list[Slice] = []
+    chunk_start = start
+    last: StepHistory | None = None
+    while chunk_start < end:
+        chunk_end = min(end, chunk_start + MAX_CHUNK_SECONDS)
+        step = StepQuery(target, 100.0, since=chunk_start)
+        found = await fetch_histories(provider, [step], slicing=slicing, at=chunk_end + slicing.lag_seconds)
+        last = found[target]
+        seen = slices[-1].end if slices else -math.inf
+        slices.extend(s for s in last.slices if s.end > seen + 1e-9)
+        chunk_start = chunk_end
+    assert last is not None
+    if not any(s.canary.requests is not None or s.stable.requests is not None for s in slices):
+        raise ConfigError(
+            f"no data for {target.canary_version!r} or {target.stable_version!r} of {target.service!r} "
+            "in the range"
+        )
+    history = replace(last, since=start, at=end, slices=tuple(slices))
+    return Sliced(history, slicing, provider.queries_sent - before)

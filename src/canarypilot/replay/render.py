@@ -29,10 +29,10 @@ def print_table(walker: Walker, found: list[Release], policies: list[PolicyRepla
     from rich.table import Table
 
     console = Console(width=160)
-    rec = walker.recording
     console.print(
-        f"[bold]{rec.service}[/] {walker.target.canary_version} vs {walker.target.stable_version}, "
-        f"{clock(rec.origin)} – {clock(rec.end)} UTC, scrapes every {rec.step:g}s: {len(found)} release(s)"
+        f"[bold]{walker.target.service}[/] {walker.target.canary_version} vs {walker.target.stable_version}, "
+        f"{clock(walker.start)} – {clock(walker.end)} UTC, slices of {walker.slicing.length:g}s: "
+        f"{len(found)} release(s)"
     )
     colour = {"proceed": "green", "hold": "yellow", "rollback": "red"}
     for policy in policies:
@@ -113,7 +113,7 @@ def write_html(walker: Walker, found: list[Release], policies: list[PolicyReplay
         for release in found:
             outcome = next(o for o in policy.outcomes if o.release == release.index)
             record = RunRecord(
-                scenario=f"{walker.recording.service} release #{release.index} · policy {policy.config}",
+                scenario=f"{walker.target.service} release #{release.index} · policy {policy.config}",
                 summary=f"replayed from {clock(release.start)} to {clock(release.end)} UTC",
                 expected=f"recorded: {release.recorded_end}",
                 outcome=outcome.verdict,
@@ -132,14 +132,15 @@ def write_html(walker: Walker, found: list[Release], policies: list[PolicyReplay
                 f"<td>{e(clock(outcome.first_rollback))}</td><td>{e(clock(outcome.first_hold))}</td>"
                 f'<td><a href="{e(page.name)}">report</a></td></tr>'
             )
-    rec = walker.recording
+    service = walker.target.service
     path.write_text(
         f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
-<title>canarypilot replay: {e(rec.service)}</title>
+<title>canarypilot replay: {e(service)}</title>
 <style>body {{ font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 60rem; }}
 td, th {{ padding: 0.3rem 0.6rem; border-bottom: 1px solid #ddd; }}</style></head><body>
-<h1>canarypilot replay: {e(rec.service)}</h1>
-<p>{e(clock(rec.origin))} – {e(clock(rec.end))} UTC, {len(found)} release(s), scrapes every {rec.step:g}s.</p>
+<h1>canarypilot replay: {e(service)}</h1>
+<p>{e(clock(walker.start))} – {e(clock(walker.end))} UTC, {len(found)} release(s),
+slices of {walker.slicing.length:g}s.</p>
 <table><tr><th>release</th><th>policy</th><th>verdict</th><th>first rollback</th><th>first hold</th>
 <th></th></tr>
 {"".join(links)}</table></body></html>
@@ -161,7 +162,7 @@ def _headline(rollback: float | None, spared: float | None, start: float) -> str
 def _events(walker: Walker, release: Release, policy: PolicyReplay) -> list[Any]:
     from canarypilot.rollout.events import EventKind, Phase, RolloutEvent
 
-    name = walker.recording.service
+    name = walker.target.service
     events: list[RolloutEvent] = []
 
     def add(at: float, kind: EventKind, weight: float, data: dict[str, Any]) -> None:

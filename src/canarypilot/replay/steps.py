@@ -40,12 +40,17 @@ MIN_STEP_SLICES = 2
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    """Slices ``[first, last]`` at one weight, found when slice ``known_at`` was read."""
+    """Slices ``[first, last]`` at one weight, found when slice ``known_at`` was read.
+
+    ``since`` is when the weight changed (Unix seconds), once ``refine`` has placed it:
+    estimated inside a ``mixed`` slice, else the start of the step's first slice."""
 
     release: int
     first: int
     last: int
     known_at: int
+    since: float = math.nan
+    mixed: bool = False
 
 
 def find_steps(canary: np.ndarray, stable: np.ndarray) -> list[Step]:
@@ -116,16 +121,62 @@ def _log_likelihood(c: float, n: float) -> float:
     return float(c * math.log(p) + (n - c) * math.log(1 - p))
 
 
+def refine(
+    steps: list[Step], canary: np.ndarray, stable: np.ndarray, starts: np.ndarray, length: float
+) -> list[Step]:
+    """Place each weight change in time, with hindsight.
+
+    A change inside a slice mixes both weights in it: a step's first slice whose share lies
+    between the old and the new one (beyond four standard errors of the new) belongs to
+    neither step, and the change is placed where its share says (a slice 40 % of the way
+    from the old share to the new one changed 60 % of the way through). Otherwise the
+    change happened at the slice's start at the latest: ``since`` is that start, and the
+    walker moves it to the analysis instant at or before it. A release's last step that
+    is only a mixed slice (the canary removed mid-slice) is dropped.
+    """
+    out: list[Step] = []
+    for i, step in enumerate(steps):
+        previous = out[-1] if out and out[-1].release == step.release else None
+        p_old = 0.0 if previous is None else _share(canary, stable, previous.first, previous.last + 1)
+        rest = (step.first + 1, step.last + 1)
+        p_new = _share(canary, stable, *rest) if rest[0] < rest[1] else math.nan
+        c, s = float(np.nan_to_num(canary[step.first])), float(np.nan_to_num(stable[step.first]))
+        n = c + s
+        first, since, mixed = step.first, float(starts[step.first]), False
+        if math.isnan(p_new):
+            last_of_release = i + 1 == len(steps) or steps[i + 1].release != step.release
+            if previous is not None and last_of_release and n > 0 and c / n < p_old:
+                continue  # the canary removed in the middle of this slice
+        elif n > 0 and p_new != p_old:
+            spread = 4 * math.sqrt(max(p_new * (1 - p_new), 1e-12) / n)
+            towards_old = (c / n - p_new) * (p_old - p_new) > 0
+            if towards_old and abs(c / n - p_new) > spread:
+                moved = min(1.0, max(0.0, (c / n - p_old) / (p_new - p_old)))
+                first, since, mixed = step.first + 1, since + (1 - moved) * length, True
+        out.append(Step(step.release, first, step.last, step.known_at, since, mixed))
+    return out
+
+
+def _share(canary: np.ndarray, stable: np.ndarray, a: int, b: int) -> float:
+    c = canary[a:b]
+    s = stable[a:b]
+    both = ~np.isnan(c) & ~np.isnan(s)
+    total = float(c[both].sum() + s[both].sum())
+    return float(c[both].sum()) / total if total > 0 else math.nan
+
+
 def observed_weight(canary: float, total: float) -> float:
-    """The share in percent, snapped to the roundest weight within three standard errors:
-    a multiple of 5 (the ladders people write), else a whole percent, else one decimal."""
+    """The share in percent, snapped to the roundest weight within three standard errors
+    (plus a tenth of it for a multiple of 5, the ladders people write), else a whole
+    percent, else one decimal."""
     if total <= 0:
         return math.nan
     share = 100 * canary / total
     p = canary / total
     noise = max(3 * 100 * math.sqrt(max(p * (1 - p), 1e-12) / total), 0.05)
-    for grain in (5.0, 1.0):
+    # Routers place requests by connection, hash or replica: a few percent off is normal.
+    for grain, slack in ((5.0, 0.1), (1.0, 0.0)):
         snapped = grain * round(share / grain)
-        if abs(share - snapped) <= noise and 0 < snapped <= 100:
+        if abs(share - snapped) <= noise + slack * snapped and 0 < snapped <= 100:
             return snapped
     return round(share, 1)

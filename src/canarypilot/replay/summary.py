@@ -67,21 +67,20 @@ class PolicyReplay:
 
 def releases(walker: Walker) -> list[Release]:
     """The recorded releases and their steps."""
-    rec = walker.recording
     out: list[Release] = []
     grouped: dict[int, list[StepInfo]] = {}
     lasts: dict[int, int] = {}
     for step in walker.steps:
         canary, total = walker.totals(step.first, step.last + 1)
-        info = StepInfo(rec.edge(step.first), rec.edge(step.last + 1), observed_weight(canary, total))
+        info = StepInfo(step.since, walker.slices[step.last].end, observed_weight(canary, total))
         grouped.setdefault(step.release, []).append(info)
         lasts[step.release] = step.last
     for index, steps in grouped.items():
         after = lasts[index] + 1
-        if after >= rec.slices:
+        if after >= len(walker.slices):
             how = "running"
         else:
-            stable_after = walker.stable.requests[after]
+            stable_after = walker.stable[after]
             how = "promoted" if math.isnan(stable_after) or stable_after == 0 else "canary removed"
         out.append(Release(index, steps[0].start, steps[-1].end, tuple(steps), how))
     return out
@@ -100,9 +99,8 @@ def replay_policy(walker: Walker, config: str, settings: Settings) -> PolicyRepl
 
 
 def spared_bad_requests(walker: Walker, settings: Settings, start: float, end: float) -> float:
-    rec = walker.recording
-    a = max(0, math.ceil((start - rec.origin) / rec.step))
-    b = min(rec.slices, round((end - rec.origin) / rec.step))
+    a = bisect.bisect_left([s.start for s in walker.slices], start - 1e-9)
+    b = bisect.bisect_right([s.end for s in walker.slices], end + 1e-9)
     if b <= a:
         return 0.0
     stable, canary = walker.stats(a, b)
@@ -123,12 +121,11 @@ def spared_bad_requests(walker: Walker, settings: Settings, start: float, end: f
 def to_json(
     walker: Walker, found: list[Release], policies: list[PolicyReplay], queries: int
 ) -> dict[str, Any]:
-    rec = walker.recording
     return {
-        "service": rec.service,
-        "from": rec.origin,
-        "to": rec.end,
-        "step_seconds": rec.step,
+        "service": walker.target.service,
+        "from": walker.start,
+        "to": walker.end,
+        "slice_seconds": walker.slicing.length,
         "queries": queries,
         "canary_version": walker.target.canary_version,
         "stable_version": walker.target.stable_version,
