@@ -6,12 +6,12 @@ canary present throughout, its weight cycling 5, 10, 20, 50 % every hour: every
 interval is an analysis, the worst case), backfills it into Debian's Prometheus
 on a loopback port, then measures in the same run against the same server:
 
-* ``replay``: ``fetch_recording`` (three raw range reads) plus the walk with the
-  default policy at every 15 s, as ``canarypilot replay`` does — with the
-  number of HTTP queries it sent;
+* ``replay``: ``fetch_slices`` (the live analysis' range queries, once over the
+  whole range) plus the walk with the default policy (``analysis.decide``) at
+  every 15 s, as ``canarypilot replay`` does — with the number of HTTP queries;
 * ``per-analysis``: what replaying by asking Prometheus at every instant would
-  cost — ``PrometheusMetrics.snapshot`` at ``--sample`` instants (four queries
-  each), extrapolated to every instant of the range.
+  cost — ``PrometheusMetrics.history`` (the live analysis' four queries) at
+  ``--sample`` instants, extrapolated to every instant of the range.
 
 docs/benchmarks.md records a run.
 """
@@ -62,29 +62,25 @@ def run(argv: list[str]) -> None:
 
 
 async def _measure(url: str, start: float, seconds: float, runs: int, sample: int) -> None:
+    from canarypilot.metrics.history import Slicing
     from canarypilot.metrics.prometheus import PrometheusMetrics
     from canarypilot.model import Target
     from canarypilot.policy import PrometheusSettings, Settings
-    from canarypilot.replay.fetch import fetch_recording
+    from canarypilot.replay.fetch import fetch_slices
     from canarypilot.replay.walk import Walker
 
-    settings = Settings()  # type: ignore[call-arg]
+    settings = Settings(prometheus={"url": url})  # type: ignore[arg-type]
+    slicing = Slicing.from_settings(settings)
     target = Target("checkout")
     fetch_times, walk_times = [], []
     analyses = queries = 0
     for _ in range(runs):
         async with PrometheusMetrics(PrometheusSettings(url=url)) as provider:  # type: ignore[call-arg]
             began = time.perf_counter()
-            fetched = await fetch_recording(
-                provider,
-                "checkout",
-                [target.canary_version, target.stable_version],
-                start=start,
-                end=start + seconds,
-            )
+            fetched = await fetch_slices(provider, target, start=start, end=start + seconds, slicing=slicing)
             fetch_times.append(time.perf_counter() - began)
         began = time.perf_counter()
-        walker = Walker(fetched.recording, target, lag=15.0, interval=15.0)
+        walker = Walker(fetched.history, slicing, interval=15.0)
         analyses = len(walker.run(settings))
         walk_times.append(time.perf_counter() - began)
         queries = fetched.queries
@@ -101,7 +97,8 @@ async def _measure(url: str, start: float, seconds: float, runs: int, sample: in
         began = time.perf_counter()
         for i in range(sample):
             clock[0] = start + 600 + i * step
-            await provider.snapshot(target, window_seconds=300)
+            since = start + 3600 * int((clock[0] - start) // 3600)  # the hour's step began then
+            await provider.history(target, weight=5.0, slicing=slicing, since=since)
         per = (time.perf_counter() - began) / sample
         sent = provider.queries_sent
     every = per * analyses
