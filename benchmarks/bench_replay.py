@@ -1,9 +1,11 @@
 """Replaying a day of one service against a real Prometheus, beside one query per analysis.
 
-``python -m benchmarks replay [--hours=24] [--runs=3]`` generates ``hours`` of
-one service at a 15 s scrape with the simulator (200 requests per second, the
-canary present throughout, its weight cycling 5, 10, 20, 50 % every hour: every
-interval is an analysis, the worst case), backfills it into Debian's Prometheus
+``python -m benchmarks replay [--hours=24] [--runs=3] [--releases]`` generates
+``hours`` of one service at a 15 s scrape with the simulator (200 requests per
+second). By default the canary is present throughout, its weight cycling 5,
+10, 20, 50 % every hour: every interval is an analysis of a step up to an hour
+long, the worst case. ``--releases``: eight releases a day (every 3 hours, 5,
+10, 20, 50 % for 5 minutes each). It backfills the data into Debian's Prometheus
 on a loopback port, then measures in the same run against the same server:
 
 * ``replay``: ``fetch_slices`` (the live analysis' range queries, once over the
@@ -48,9 +50,24 @@ def run(argv: list[str]) -> None:
         }
     )
     ladder = (5.0, 10.0, 20.0, 50.0)
+
+    def all_day(t: float) -> float:
+        return ladder[int(t // 3600) % 4]
+
+    def releases(t: float) -> float:
+        # Eight releases a day, one every 3 hours: 5, 10, 20, 50 % for 5 minutes each.
+        into = t % 10_800
+        return ladder[int(into // 300)] if into < 1200 else 0.0
+
+    profile = "releases" if "--releases" in argv else "all-day"
+    print(f"profile: {profile}")
     began = time.perf_counter()
     history = simulate_history(
-        model, service="checkout", start=start, seconds=seconds, weight=lambda t: ladder[int(t // 3600) % 4]
+        model,
+        service="checkout",
+        start=start,
+        seconds=seconds,
+        weight=releases if profile == "releases" else all_day,
     )
     text = openmetrics_text(history.samples, TYPES)
     print(f"generated {len(history.samples):,} samples ({hours} h) in {time.perf_counter() - began:.1f}s")
@@ -97,7 +114,7 @@ async def _measure(url: str, start: float, seconds: float, runs: int, sample: in
         began = time.perf_counter()
         for i in range(sample):
             clock[0] = start + 600 + i * step
-            since = start + 3600 * int((clock[0] - start) // 3600)  # the hour's step began then
+            since = start + 300 * int((clock[0] - start) // 300)  # at most a step's length
             await provider.history(target, weight=5.0, slicing=slicing, since=since)
         per = (time.perf_counter() - began) / sample
         sent = provider.queries_sent

@@ -1,8 +1,9 @@
-"""What Prometheus recorded for one service, cut into scrape-sized slices.
+"""What Prometheus recorded for one version, scrape by scrape: calibrate's input.
 
-Replay and calibrate both start from the raw samples of three signals (request
-counters, error counters, latency buckets) and turn them into *increases per
-slice*: slice ``k`` covers ``[origin + k*step, origin + (k+1)*step)``, where
+Calibrate measures jitter from one scrape to the next, finer than the live
+analysis' slices, so it reads the raw samples of three signals (request
+counters, error counters, latency buckets) and turns them into *increases per
+scrape-sized slice*: slice ``k`` covers ``[origin + k*step, origin + (k+1)*step)``, where
 ``step`` is the scrape interval and ``origin`` sits on the scrapes' phase, so
 the increase between two consecutive scrapes is exactly the traffic of one
 slice, with no extrapolation.
@@ -14,9 +15,6 @@ slice, with no extrapolation.
   never zero.
 * The first sample of a series (a version appearing mid-range) only starts
   the series: its value accumulated before anyone was watching.
-* ``visible_at[k]`` is when the newest sample behind slice ``k`` had been
-  scraped; ``lag`` later it could be queried. Replay never lets an analysis
-  at instant ``t`` see a slice with ``visible_at + lag > t``.
 """
 
 from __future__ import annotations
@@ -50,7 +48,6 @@ class VersionCounts:
     requests: np.ndarray
     errors: np.ndarray
     buckets: np.ndarray | None
-    visible_at: np.ndarray
 
     def present(self) -> np.ndarray:
         """Which slices have request data."""
@@ -136,14 +133,12 @@ def build_recording(
     for version, signals in sorted(by_version.items()):
         if not signals.get("requests"):
             continue
-        visible = np.full(slices, -math.inf)
-        req = grid.increases([s for _, s in signals["requests"]], visible)
-        err = grid.increases([s for _, s in signals.get("errors", [])], visible)
+        req = grid.increases([s for _, s in signals["requests"]])
+        err = grid.increases([s for _, s in signals.get("errors", [])])
         # A version without error series but with requests served no errors in those slices.
         err = np.where(np.isnan(req), np.nan, np.nan_to_num(err, nan=0.0))
-        hist = _histogram(grid, signals.get("buckets", []), bounds, visible)
-        visible[visible == -math.inf] = math.nan
-        versions[version] = VersionCounts(req, err, hist, visible)
+        hist = _histogram(grid, signals.get("buckets", []), bounds)
+        versions[version] = VersionCounts(req, err, hist)
     return Recording(service, origin, step, slices, bounds, versions)
 
 
@@ -153,7 +148,7 @@ class _Grid:
     step: float
     slices: int
 
-    def increases(self, series: Sequence[Samples], visible: np.ndarray) -> np.ndarray:
+    def increases(self, series: Sequence[Samples]) -> np.ndarray:
         """The summed increase of ``series`` per slice (``NaN`` where none had a pair of scrapes)."""
         total = np.zeros(self.slices)
         seen = np.zeros(self.slices, dtype=bool)
@@ -171,7 +166,6 @@ class _Grid:
             keep = (dt <= GAP_STEPS * self.step) & (index >= 0) & (index < self.slices)
             np.add.at(total, index[keep], dv[keep])
             seen[index[keep]] = True
-            np.maximum.at(visible, index[keep], ts[1:][keep])
         total[~seen] = np.nan
         return total
 
@@ -190,16 +184,14 @@ def _le(text: str) -> float | None:
     return None if math.isnan(value) else value
 
 
-def _histogram(
-    grid: _Grid, rows: Sequence[RawSeries], bounds: tuple[float, ...], visible: np.ndarray
-) -> np.ndarray | None:
+def _histogram(grid: _Grid, rows: Sequence[RawSeries], bounds: tuple[float, ...]) -> np.ndarray | None:
     if not rows or not bounds or bounds[-1] != math.inf:
         return None
     out = np.full((grid.slices, len(bounds)), np.nan)
     for column, bound in enumerate(bounds):
         series = [s for labels, s in rows if _le(labels.get("le", "")) == bound]
         if series:
-            out[:, column] = grid.increases(series, visible)
+            out[:, column] = grid.increases(series)
     # Rows missing the +Inf bucket have no total: not a histogram for that slice.
     out[np.isnan(out[:, -1])] = np.nan
     # Cumulative buckets can only grow with the bound; scrapes torn between buckets cannot.

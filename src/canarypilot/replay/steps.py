@@ -10,14 +10,13 @@ moves away from it beyond the noise:
   than ``MIN_RELATIVE`` of it (a 5 % -> 10 % change is +100 %; jitter of the
   router's hashing is a few percent). The step then starts where the split
   makes both steps' shares most likely. At high traffic one slice is enough;
-  at low traffic a change is recognised a few slices late, and until then those slices count in the
-  old step, as they would for anyone reading the data at that time;
+  at low traffic the change needs a few slices to stand out of the noise;
 * the canary appearing (a release starts) or disappearing (rolled back, or
   promoted: stable gone) ends a release.
 
-The detection is causal: ``known_at[i]`` is the slice whose data revealed step
-``i``, so a replay at instant ``t`` uses only boundaries visible by ``t``.
-A step's weight is its share in percent, snapped to the roundest weight within
+``refine`` then places each change in time with hindsight: a router's weight
+change is a fact of the recorded past, which the controller that made it knew
+at once. A step's weight is its share in percent, snapped to the roundest weight within
 the noise (a multiple of 5, else a whole percent): ladders are written so.
 """
 
@@ -40,7 +39,7 @@ MIN_STEP_SLICES = 2
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    """Slices ``[first, last]`` at one weight, found when slice ``known_at`` was read.
+    """Slices ``[first, last]`` at one weight.
 
     ``since`` is when the weight changed (Unix seconds), once ``refine`` has placed it:
     estimated inside a ``mixed`` slice, else the start of the step's first slice."""
@@ -48,7 +47,6 @@ class Step:
     release: int
     first: int
     last: int
-    known_at: int
     since: float = math.nan
     mixed: bool = False
 
@@ -61,7 +59,6 @@ def find_steps(canary: np.ndarray, stable: np.ndarray) -> list[Step]:
     steps: list[Step] = []
     release = -1
     first: int | None = None
-    known_at = 0
     for k in range(len(canary)):
         c, s = canary[k], stable[k]
         live = not math.isnan(c) and c > 0 and not math.isnan(s) and s > 0
@@ -69,19 +66,19 @@ def find_steps(canary: np.ndarray, stable: np.ndarray) -> list[Step]:
             continue  # a gap in the data: the step goes on, its slices missing
         if not live:
             if first is not None:
-                steps.append(Step(release, first, k - 1, known_at))
+                steps.append(Step(release, first, k - 1))
                 first = None
             continue
         if first is None:
             release += 1
-            first, known_at = k, k
+            first = k
             continue
         start = _change(c_sum, n_sum, first, k)
         if start is not None:
-            steps.append(Step(release, first, start - 1, known_at))
-            first, known_at = start, k
+            steps.append(Step(release, first, start - 1))
+            first = start
     if first is not None:
-        steps.append(Step(release, first, len(canary) - 1, known_at))
+        steps.append(Step(release, first, len(canary) - 1))
     return steps
 
 
@@ -153,7 +150,7 @@ def refine(
             if towards_old and abs(c / n - p_new) > spread:
                 moved = min(1.0, max(0.0, (c / n - p_old) / (p_new - p_old)))
                 first, since, mixed = step.first + 1, since + (1 - moved) * length, True
-        out.append(Step(step.release, first, step.last, step.known_at, since, mixed))
+        out.append(Step(step.release, first, step.last, since, mixed))
     return out
 
 
