@@ -171,3 +171,29 @@ def test_cli_html_report_and_table(prometheus: LocalPrometheus, tmp_path: Path) 
     )
     assert table.returncode == 0, table.stderr
     assert "ROLLBACK" in table.stdout.upper()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--service", "ghost", "--from", str(START), "--to", str(START + SPAN)], "no data for 'v2-canary'"),
+        (
+            ["--service", "latency", "--from", "yesterday", "--to", str(START)],
+            "--from 'yesterday' is neither",
+        ),
+        (["--service", 'bad"name', "--from", str(START), "--to", str(START + SPAN)], "invalid service name"),
+    ],
+)
+def test_cli_errors_are_one_line_with_exit_2(
+    prometheus: LocalPrometheus, args: list[str], message: str
+) -> None:
+    done = subprocess.run(
+        [CLI, "replay", "--prometheus", prometheus.url, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
