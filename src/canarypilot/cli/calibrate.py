@@ -21,9 +21,9 @@ def register(app: typer.Typer) -> None:
     app.command(
         "calibrate",
         help=(
-            "Fit the simulator's scenario (rate and daily shape, latency with the real bucket bounds, "
-            "error rate, jitter, stalls) from the stable version's Prometheus history and write it "
-            "with variants, for `canarypilot bench --suite DIR`. Exit codes: 0 written, "
+            "Fit a simulator scenario suite to a service from its stable version's history. "
+            "Rate and daily shape, latency with the real bucket bounds, error rate, jitter and stalls, "
+            "written with variants for `canarypilot bench --suite DIR`. Exit codes: 0 written, "
             "2 usage error or too little data, 1 Prometheus unreachable or failing."
         ),
     )(calibrate)

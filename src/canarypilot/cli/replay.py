@@ -22,11 +22,11 @@ def register(app: typer.Typer) -> None:
     app.command(
         "replay",
         help=(
-            "Replay a service's recorded releases from Prometheus history: at every analysis interval, "
-            "the verdict each policy would have given on exactly the data scraped by then, and when it "
-            "would first have held or rolled back. Several --config files are compared side by side "
-            "('default' is the built-in policy). Exit codes: 0 replayed, 2 usage error or no data, "
-            "1 Prometheus unreachable or failing."
+            "What a policy would have done on a service's past releases, from Prometheus history. "
+            "At every analysis interval, the verdict each policy would have given on exactly the data "
+            "scraped by then, and when it would first have held or rolled back. Several --config "
+            "files are compared side by side ('default' is the built-in policy). Exit codes: "
+            "0 replayed, 2 usage error or no data, 1 Prometheus unreachable or failing."
         ),
     )(replay)
 
