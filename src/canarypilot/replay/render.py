@@ -10,6 +10,7 @@ verdict, the deltas against the thresholds, every analysis and its reason).
 from __future__ import annotations
 
 import html
+import math
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -58,7 +59,7 @@ def print_table(walker: Walker, found: list[Release], policies: list[PolicyRepla
             action = i.verdict.action.value
             table.add_row(
                 clock(i.at)[11:],
-                f"{i.weight:g}%",
+                _percent(i.weight),
                 _ms(d.stable.p99_seconds),
                 _ms(d.canary.p99_seconds),
                 "—" if d.latency_delta is None else f"{d.latency_delta:+.1%}",
@@ -75,7 +76,7 @@ def print_table(walker: Walker, found: list[Release], policies: list[PolicyRepla
     for release in found:
         cells = [
             f"#{release.index} {clock(release.start)[11:]}–{clock(release.end)[11:]}",
-            " → ".join(f"{s.weight:g}%" for s in release.steps) + f" ({release.recorded_end})",
+            " → ".join(_percent(s.weight) for s in release.steps) + f" ({release.recorded_end})",
         ]
         for policy in policies:
             o = next(x for x in policy.outcomes if x.release == release.index)
@@ -91,6 +92,11 @@ def print_table(walker: Walker, found: list[Release], policies: list[PolicyRepla
                 cells.append("let through, never held")
         summary.add_row(*cells)
     console.print(summary)
+
+
+def _percent(weight: float) -> str:
+    """A weight, or a dash when no request was seen (a step inside a scrape gap)."""
+    return "—" if math.isnan(weight) else f"{weight:g}%"
 
 
 def _ms(v: float | None) -> str:
@@ -121,7 +127,10 @@ def write_html(walker: Walker, found: list[Release], policies: list[PolicyReplay
                 headline=_headline(outcome.first_rollback, outcome.spared_bad_requests, release.start),
                 started=release.start,
                 finished=release.end,
-                setup={"config": policy.config, "steps": " → ".join(f"{s.weight:g}%" for s in release.steps)},
+                setup={
+                    "config": policy.config,
+                    "steps": " → ".join(_percent(s.weight) for s in release.steps),
+                },
                 slo=policy.settings.slo,
                 events=_events(walker, release, policy),
             )

@@ -135,7 +135,7 @@ def to_json(
                 "start": r.start,
                 "end": r.end,
                 "recorded_end": r.recorded_end,
-                "steps": [{"start": s.start, "end": s.end, "weight": s.weight} for s in r.steps],
+                "steps": [{"start": s.start, "end": s.end, "weight": _number(s.weight)} for s in r.steps],
             }
             for r in found
         ],
@@ -165,7 +165,7 @@ def _row(i: Instant) -> dict[str, Any]:
     return {
         "at": i.at,
         "release": i.release,
-        "weight": i.weight,
+        "weight": _number(i.weight),
         "since": i.since,
         "seen_until": i.seen_until,
         "action": i.verdict.action.value,
