@@ -174,9 +174,12 @@ def latency_test(
         cap = slice_cap(slo.alpha, need)
         outcomes = [excess(o, cap) for o in observations]
         log_e = log_e_value(log_wealth_prefixes(outcomes), 0, len(rows))
-        # The bounds read the slices after the warm-up: after the last one whose allowance
-        # still excused more than stable's share. Still excused and still in excess: warming up.
-        start = max((i + 1 for i, a in enumerate(allowed) if a > base), default=0)
+        # The bounds read the slices after the warm-up: after the last one the allowance
+        # excused (in excess of stable's share, and covered). The newest one so: warming up.
+        excused_slices = [
+            i for i, (a, x) in enumerate(zip(allowed, shares, strict=True)) if a > base and x > base
+        ]
+        start = max((i + 1 for i in excused_slices), default=0)
         warming_up = allowed[-1] > base and shares[-1] > base
 
     kept = _kept(range(start, len(rows)), outcomes, slo.alpha, need)
