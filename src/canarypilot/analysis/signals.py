@@ -225,7 +225,7 @@ def _kept(indices: Iterable[int], outcomes: Sequence[float], alpha: float, need:
     slices than that are the canary's behaviour, not a transient, and all are read."""
     chosen = list(indices)
     cap = slice_cap(alpha, need)
-    capped = [i for i in chosen if outcomes[i] >= cap - 1e-9]
+    capped = {i for i in chosen if outcomes[i] >= cap - 1e-9}
     if not capped or len(capped) >= need:
         return chosen
-    return [i for i in chosen if i not in set(capped)]
+    return [i for i in chosen if i not in capped]
