@@ -130,6 +130,57 @@ def error_test(slices: Sequence[Slice], *, slo: SLOPolicy, z: float, need: int) 
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _EdgeTest:
+    """The latency test at the bound ``edge``: its log e-value, each slice's outcome, where
+    the warm-up ends (for the bounds) and whether the newest slice is still in it."""
+
+    log_e: float
+    outcomes: list[float]
+    start: int
+    warming_up: bool
+
+
+def _edge_test(
+    rows: Sequence[Slice],
+    stable: Sequence[hist.Buckets],
+    canary: Sequence[hist.Buckets],
+    edge: float,
+    *,
+    slo: SLOPolicy,
+    need: int,
+    since: float,
+) -> _EdgeTest:
+    delta = slo.max_latency_delta
+    stable_pool = hist.add(stable)
+    assert stable_pool is not None
+    # Stable's share beyond E / (1 + delta) over the step, half a request added so an empty
+    # tail is not a zero reference.
+    n_all = hist.total(stable_pool)
+    base = (n_all * (hist.tail_share_beyond(stable_pool, edge / (1 + delta)) or 0.0) + 0.5) / (n_all + 1)
+    n = [hist.total(b) for b in canary]
+    beyond = [max(0.0, t - hist.count_at_or_below(b, edge)) for b, t in zip(canary, n, strict=True)]
+    shares = [k / t if t > 0 else 0.0 for k, t in zip(beyond, n, strict=True)]
+    allowed = allowances(
+        shares,
+        [(s.start + s.end) / 2 - since for s in rows],
+        seed=max(1, need - 1),
+        max_warmup=slo.max_warmup_seconds,
+    )
+    observations = []
+    for b_s, k, total, allowance in zip(stable, beyond, n, allowed, strict=True):
+        reference = max(base, allowance, hist.tail_share_beyond(b_s, edge / (1 + delta)) or 0.0)
+        observations.append(SliceObservation(k, total if reference < SHARED_STALL else 0.0, reference))
+    cap = slice_cap(slo.alpha, need)
+    outcomes = [excess(o, cap) for o in observations]
+    log_e = log_e_value(log_wealth_prefixes(outcomes), 0, len(rows))
+    # The bounds read the slices after the last one the allowance excused (in excess of
+    # stable's share, and covered by it); the newest one so: warming up.
+    excused = [i for i, (a, x) in enumerate(zip(allowed, shares, strict=True)) if a > base and x > base]
+    start = max((i + 1 for i in excused), default=0)
+    return _EdgeTest(log_e, outcomes, start, bool(excused) and excused[-1] == len(rows) - 1)
+
+
 def latency_test(
     slices: Sequence[Slice], *, slo: SLOPolicy, quantile: float, z: float, need: int, since: float
 ) -> LatencyResult | None:
@@ -144,45 +195,20 @@ def latency_test(
     stable_p99 = hist.quantile(stable_pool, quantile)
     if stable_p99 is None or stable_p99 <= 0:
         return None
+    edge = hist.bound_at_or_above(canary_pool, (1 + delta) * stable_p99)
+    tested = _EdgeTest(0.0, [0.0] * len(rows), 0, False)
+    if edge is not None:
+        tested = _edge_test(rows, stable, canary, edge, slo=slo, need=need, since=since)
+
+    # The p99 bound: the canary's share beyond stable's p99 at its upper Wilson bound, as a
+    # latency ratio through stable's tail slope, over stable's p99 at its lower bound.
     n_stable = [hist.total(b) for b in stable]
     stable_tail = [t - hist.count_at_or_below(b, stable_p99) for b, t in zip(stable, n_stable, strict=True)]
     margin = z * math.sqrt(dispersion(stable_tail, n_stable) * quantile * tail / sum(n_stable))
     stable_low = hist.quantile(stable_pool, max(quantile - margin, 1e-9)) or stable_p99
-    edge = hist.bound_at_or_above(canary_pool, (1 + delta) * stable_p99)
-
     n = [hist.total(b) for b in canary]
     beyond_p99 = [max(0.0, t - hist.count_at_or_below(b, stable_p99)) for b, t in zip(canary, n, strict=True)]
-    log_e, outcomes, start, warming_up = 0.0, [0.0] * len(rows), 0, False
-    base = tail
-    if edge is not None:
-        # Stable's share beyond E / (1 + delta) over the step, half a request added so an
-        # empty tail is not a zero reference.
-        n_all = hist.total(stable_pool)
-        base = (n_all * (hist.tail_share_beyond(stable_pool, edge / (1 + delta)) or 0.0) + 0.5) / (n_all + 1)
-        beyond = [max(0.0, t - hist.count_at_or_below(b, edge)) for b, t in zip(canary, n, strict=True)]
-        shares = [k / t if t > 0 else 0.0 for k, t in zip(beyond, n, strict=True)]
-        allowed = allowances(
-            shares,
-            [(s.start + s.end) / 2 - since for s in rows],
-            seed=max(1, need - 1),
-            max_warmup=slo.max_warmup_seconds,
-        )
-        observations = []
-        for b_s, k, total, excused in zip(stable, beyond, n, allowed, strict=True):
-            reference = max(base, excused, hist.tail_share_beyond(b_s, edge / (1 + delta)) or 0.0)
-            observations.append(SliceObservation(k, total if reference < SHARED_STALL else 0.0, reference))
-        cap = slice_cap(slo.alpha, need)
-        outcomes = [excess(o, cap) for o in observations]
-        log_e = log_e_value(log_wealth_prefixes(outcomes), 0, len(rows))
-        # The bounds read the slices after the warm-up: after the last one the allowance
-        # excused (in excess of stable's share, and covered). The newest one so: warming up.
-        excused_slices = [
-            i for i, (a, x) in enumerate(zip(allowed, shares, strict=True)) if a > base and x > base
-        ]
-        start = max((i + 1 for i in excused_slices), default=0)
-        warming_up = allowed[-1] > base and shares[-1] > base
-
-    kept = _kept(range(start, len(rows)), outcomes, slo.alpha, need)
+    kept = _kept(range(tested.start, len(rows)), tested.outcomes, slo.alpha, need)
     k_kept, n_kept = sum(beyond_p99[i] for i in kept), sum(n[i] for i in kept)
     point = bound = None
     if n_kept > 0:
@@ -192,23 +218,20 @@ def latency_test(
         share_high = _wilson_upper(k_kept, n_kept, z * spread)
         index = hist.tail_index(stable_pool, stable_p99)
         bound = stable_p99 * (share_high / tail) ** (1 / index) / stable_low - 1
-    counted = len(rows) - start
-    basis = (
-        f"{k_kept:.0f} of {n_kept:.0f} canary requests beyond stable's p99 {stable_p99 * 1000:.0f} ms; "
-        + (
-            f"test latency {edge * 1000:g} ms"
-            if edge
-            else "no bucket bound above the SLO's latency: untested"
-        )
+
+    counted = len(rows) - tested.start
+    basis = f"{k_kept:.0f} of {n_kept:.0f} canary requests beyond stable's p99 {stable_p99 * 1000:.0f} ms; "
+    basis += (
+        f"test latency {edge * 1000:g} ms" if edge else "no bucket bound above the SLO's latency: untested"
     )
-    if start:
-        basis += f"; first {start} slice(s) in the warm-up allowance"
-    if counted - len(kept) > 0:
+    if tested.start:
+        basis += f"; first {tested.start} slice(s) in the warm-up allowance"
+    if counted > len(kept):
         basis += f"; {counted - len(kept)} transient slice(s) left out of the bound"
     test = SignalTest(
         kind=ViolationKind.LATENCY,
-        e_value=_e(log_e),
-        rejects=log_e >= math.log(1 / slo.alpha) and len(rows) >= need,
+        e_value=_e(tested.log_e),
+        rejects=tested.log_e >= math.log(1 / slo.alpha) and len(rows) >= need,
         point=point,
         bound=bound,
         threshold=delta,
@@ -216,7 +239,7 @@ def latency_test(
         requests=n_kept,
         basis=basis,
     )
-    return LatencyResult(test, rows[start - 1].end if start else None, warming_up)
+    return LatencyResult(test, rows[tested.start - 1].end if tested.start else None, tested.warming_up)
 
 
 def _kept(indices: Iterable[int], outcomes: Sequence[float], alpha: float, need: int) -> list[int]:
