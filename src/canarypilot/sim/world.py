@@ -62,6 +62,8 @@ class World:
         self._last_increase: float | None = None
         self._weight = 0.0
         self.spikes = self._draw_spikes()
+        self.episodes = self._draw_episodes()
+        self.jitter = self._draw_jitter()
 
     def _draw_spikes(self) -> list[tuple[float, float, int]]:
         noise = self.scenario.noise
@@ -76,6 +78,40 @@ class World:
                 return spikes
             spikes.append((t, t + noise.spike_seconds, int(self.rng.integers(0, 2))))
 
+    def _draw_episodes(self) -> list[tuple[float, float, frozenset[int], float, float]]:
+        """Every burst and stall of the run: (start, end, versions, latency factor, errors)."""
+        out: list[tuple[float, float, frozenset[int], float, float]] = []
+        horizon = self.scenario.duration_seconds
+        for ep in self.scenario.episodes:
+            who = frozenset({"stable": (STABLE,), "canary": (CANARY,), "both": (STABLE, CANARY)}[ep.on])
+            starts = list(ep.at_seconds)
+            if ep.per_hour > 0:
+                t = 0.0
+                while (t := t + float(self.rng.exponential(3600 / ep.per_hour))) < horizon:
+                    starts.append(t)
+            out += [(s, s + ep.seconds, who, ep.latency_factor, ep.added_errors) for s in starts]
+        return out
+
+    def _draw_jitter(self) -> np.ndarray | None:
+        jitter = self.scenario.jitter
+        if jitter is None:
+            return None
+        slots = int(self.scenario.duration_seconds // jitter.interval_seconds) + 2
+        return np.exp(self.rng.normal(0.0, jitter.sigma, slots))
+
+    def transient(self, t: float, who: int) -> tuple[float, float]:
+        """Latency factor and added errors of the bursts, stalls and shared jitter at ``t``."""
+        factor, errors = 1.0, 0.0
+        for start, end, versions, f, e in self.episodes:
+            if who in versions and start <= t < end:
+                factor *= f
+                errors += e
+        jitter = self.scenario.jitter
+        if self.jitter is not None and jitter is not None:
+            slot = min(int(t // jitter.interval_seconds), len(self.jitter) - 1)
+            factor *= float(self.jitter[slot])
+        return factor, errors
+
     def rps(self, t: float) -> float:
         """Mean total requests per second at ``t`` (traffic dips applied)."""
         rate = self.scenario.rps
@@ -85,12 +121,16 @@ class World:
         return rate
 
     def canary_conditions(self, t: float, weight: float) -> tuple[float, float]:
-        """The canary's latency factor and added error rate at ``t`` (before noise)."""
+        """The canary's latency factor and added error rate at ``t`` (before transients)."""
         factor, errors = 1.0, 0.0
         for reg in self.scenario.regressions:
             if t >= reg.at_seconds:
                 factor *= reg.latency_factor
                 errors += reg.added_errors
+        for ramp in self.scenario.ramps:
+            share = ramp.share(t)
+            factor *= 1 + (ramp.latency_factor - 1) * share
+            errors += ramp.added_errors * share
         canary_rps = self.rps(t) * weight / 100
         for knee in self.scenario.knees:
             excess = canary_rps / knee.capacity_rps - 1
@@ -100,11 +140,16 @@ class World:
         if self._last_increase is not None:
             since = t - self._last_increase
             for spike in self.scenario.warmups:
-                factor *= 1 + (spike.magnitude - 1) * math.exp(-since / spike.decay_seconds)
+                fading = math.exp(-since / spike.decay_seconds)
+                factor *= 1 + (spike.magnitude - 1) * fading
+                errors += spike.added_errors * fading
         return factor, errors
 
     def canary_is_bad(self, t: float, weight: float) -> bool:
-        """Whether the canary is degraded at ``t`` by a regression or a knee (warm-up excluded)."""
+        """Whether the canary is degraded at ``t``: a regression, a knee, or its own lasting
+        behaviour (``canary:`` model, ramps) beyond the SLO. Transients and warm-up are not."""
+        if self.scenario.beyond_slo(t):
+            return True
         for reg in self.scenario.regressions:
             if t >= reg.at_seconds and (reg.latency_factor > 1 or reg.added_errors > 0):
                 return True
@@ -135,6 +180,9 @@ class World:
         if n == 0:
             return Served(0, 0, np.zeros(slots, dtype=np.int64), 0.0, 0)
         rng = self.rng
+        extra_factor, extra_errors = self.transient(t, who)
+        factor *= extra_factor
+        added_errors += extra_errors
         noise = self.scenario.noise
         if noise is not None:
             if noise.latency_jitter > 0:
