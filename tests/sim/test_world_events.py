@@ -105,7 +105,8 @@ def test_a_canary_burst_slows_and_fails_the_canary_only_and_is_not_degradation()
     ("on", "slowed"), [("both", {STABLE, CANARY}), ("stable", {STABLE}), ("canary", {CANARY})]
 )
 def test_a_stall_slows_the_versions_it_is_on_at_the_same_moment(on: str, slowed: set[int]) -> None:
-    s = scenario(events=[{"type": "stall", "on": on, "at_seconds": [60], "seconds": 20, "latency_factor": 4}])
+    stall = {"type": "stall", "versions": on, "at_seconds": [60], "seconds": 20, "latency_factor": 4}
+    s = scenario(events=[stall])
     world = World(s, 2)
     calm = mean_ms(world, 0.0, 20.0)
     stalled = mean_ms(world, 60.0, 20.0)
@@ -115,7 +116,7 @@ def test_a_stall_slows_the_versions_it_is_on_at_the_same_moment(on: str, slowed:
 
 
 def test_random_stalls_are_drawn_up_front_the_same_for_every_strategy() -> None:
-    s = scenario(events=[{"type": "stall", "on": "both", "per_hour": 12, "seconds": 20}])
+    s = scenario(events=[{"type": "stall", "versions": "both", "per_hour": 12, "seconds": 20}])
     first, again, other = World(s, 5).episodes, World(s, 5).episodes, World(s, 6).episodes
     assert first == again and first != other
     assert 3 <= len(first) <= 30  # 12 an hour over 30 minutes: ~6

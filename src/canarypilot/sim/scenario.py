@@ -89,12 +89,12 @@ class Episode:
     """A transient: a canary-only burst or a stall on one or both versions.
 
     The episodes start at ``at_seconds`` (fixed) or at random (``per_hour``, drawn
-    up front per seed) and last ``seconds``; during one, the versions in ``on``
+    up front per seed) and last ``seconds``; during one, the ``versions`` named
     are ``latency_factor`` times slower and fail ``added_errors`` more requests.
     """
 
     kind: str  # "burst" | "stall"
-    on: str  # "canary" | "stable" | "both"
+    versions: str  # "canary" | "stable" | "both"
     seconds: float
     latency_factor: float
     added_errors: float = 0.0
@@ -374,7 +374,7 @@ def _episode(kind: str, raw: dict[str, Any]) -> Episode:
         raise ValueError(f"events: a {kind} needs at_seconds or a per_hour above 0")
     return Episode(
         kind=kind,
-        on="canary" if kind == "burst" else str(raw.get("on", "both")),
+        versions="canary" if kind == "burst" else str(raw.get("versions", "both")),
         seconds=float(raw.get("seconds", 20 if kind == "stall" else 10)),
         latency_factor=float(raw.get("latency_factor", 5 if kind == "stall" else 2)),
         added_errors=float(raw.get("added_errors", 0)),

@@ -83,7 +83,7 @@ class World:
         out: list[tuple[float, float, frozenset[int], float, float]] = []
         horizon = self.scenario.duration_seconds
         for ep in self.scenario.episodes:
-            who = frozenset({"stable": (STABLE,), "canary": (CANARY,), "both": (STABLE, CANARY)}[ep.on])
+            who = frozenset({"stable": (STABLE,), "canary": (CANARY,), "both": (STABLE, CANARY)}[ep.versions])
             starts = list(ep.at_seconds)
             if ep.per_hour > 0:
                 t = 0.0
