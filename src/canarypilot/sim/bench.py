@@ -31,10 +31,10 @@ from typing import Any
 
 from canarypilot._exceptions import ConfigError
 from canarypilot.policy import Settings
+from canarypilot.sim.catalog import STRATEGIES
 from canarypilot.sim.engine import RunResult, default_settings, simulate
 from canarypilot.sim.report import check_targets
 from canarypilot.sim.scenario import Scenario, load_scenario
-from canarypilot.sim.strategies import STRATEGIES
 from canarypilot.sim.timeline import Outcome
 
 MAX_SCENARIOS = 500

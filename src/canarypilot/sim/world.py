@@ -42,6 +42,23 @@ class Served:
     bad: int
 
 
+@dataclass(frozen=True, slots=True)
+class CanaryTruth:
+    """What the canary's requests of one tick were drawn from (for the oracle strategy).
+
+    ``healthy_*`` is what a healthy canary would have had at that moment (warm-up,
+    bursts, stalls, jitter, noise); the canary's own model and its degradation
+    (regressions, ramps, knees) come on top.
+    """
+
+    served: Served
+    healthy_factor: float
+    healthy_errors: float
+    degraded_factor: float
+    degraded_errors: float
+    degraded: bool
+
+
 class World:
     """Draws the traffic of each tick from the scenario, for a given canary weight.
 
@@ -57,6 +74,9 @@ class World:
         # the SLO" is counted exactly even when the SLO is not a bucket bound.
         edges = sorted({*buckets, slo})
         self._log_edges = np.log(np.array(edges))
+        self._log_bounds = np.log(np.array(buckets))
+        self._applied = (1.0, 0.0)
+        self.last_truth: CanaryTruth | None = None
         self._bucket_slots = np.array([edges.index(b) for b in buckets])
         self._slo_slot = edges.index(slo)
         self._last_increase: float | None = None
@@ -122,6 +142,12 @@ class World:
 
     def canary_conditions(self, t: float, weight: float) -> tuple[float, float]:
         """The canary's latency factor and added error rate at ``t`` (before transients)."""
+        factor, errors = self.degradation(t, weight)
+        warm_factor, warm_errors = self.warmup(t)
+        return factor * warm_factor, errors + warm_errors
+
+    def degradation(self, t: float, weight: float) -> tuple[float, float]:
+        """The latency factor and added errors of the regressions, ramps and knees at ``t``."""
         factor, errors = 1.0, 0.0
         for reg in self.scenario.regressions:
             if t >= reg.at_seconds:
@@ -137,6 +163,11 @@ class World:
             if excess > 0:
                 factor *= 1 + knee.latency_slope * excess
                 errors += knee.error_slope * excess
+        return factor, errors
+
+    def warmup(self, t: float) -> tuple[float, float]:
+        """The warm-up's latency factor and added errors at ``t`` (since the last increase)."""
+        factor, errors = 1.0, 0.0
         if self._last_increase is not None:
             since = t - self._last_increase
             for spike in self.scenario.warmups:
@@ -168,15 +199,35 @@ class World:
             if 0 < weight < 100
             else (arrivals if weight >= 100 else 0)
         )
-        c_factor, c_errors = self.canary_conditions(t, weight)
+        d_factor, d_errors = self.degradation(t, weight)
+        w_factor, w_errors = self.warmup(t)
         stable = self._serve(self.scenario.stable, arrivals - to_canary, t, STABLE, 1.0, 0.0)
-        canary = self._serve(self.scenario.canary, to_canary, t, CANARY, c_factor, c_errors)
+        canary = self._serve(
+            self.scenario.canary, to_canary, t, CANARY, d_factor * w_factor, d_errors + w_errors
+        )
+        applied_factor, applied_errors = self._applied
+        self.last_truth = CanaryTruth(
+            served=canary,
+            healthy_factor=applied_factor / d_factor,
+            healthy_errors=applied_errors - d_errors,
+            degraded_factor=d_factor,
+            degraded_errors=d_errors,
+            degraded=self.canary_is_bad(t, weight),
+        )
         return stable, canary
+
+    def histogram_probs(self, model: VersionModel, factor: float) -> np.ndarray:
+        """The probability of each histogram bucket (and +Inf) for ``model`` slowed by ``factor``."""
+        sigma = model.latency.sigma
+        mu = math.log(model.latency.median_ms / 1000 * factor)
+        cdf = np.interp((self._log_bounds - mu) / sigma, _Z, _PHI)
+        return np.diff(cdf, prepend=0.0, append=1.0)
 
     def _serve(
         self, model: VersionModel, n: int, t: float, who: int, factor: float, added_errors: float
     ) -> Served:
         slots = len(self._bucket_slots) + 1
+        self._applied = (factor, added_errors)
         if n == 0:
             return Served(0, 0, np.zeros(slots, dtype=np.int64), 0.0, 0)
         rng = self.rng
@@ -190,6 +241,7 @@ class World:
             for start, end, version in self.spikes:
                 if version == who and start <= t < end:
                     factor *= noise.spike_factor
+        self._applied = (factor, added_errors)
         sigma = model.latency.sigma
         mu = math.log(model.latency.median_ms / 1000 * factor)
         cdf = np.interp((self._log_edges - mu) / sigma, _Z, _PHI)
