@@ -136,3 +136,39 @@ def test_seed_start_runs_a_held_out_range(small_suite: Path) -> None:
     assert same == held_out["runs"]
     bad = CliRunner().invoke(app, ["bench", "--suite", str(small_suite), "--seed-start", "-1"])
     assert bad.exit_code == 2
+
+
+def test_per_family_ratios_to_static_and_oracle_and_the_issue_targets(small_suite: Path) -> None:
+    from canarypilot.sim.bench import load_suite
+    from canarypilot.sim.report import render_table
+
+    report = run_bench(
+        load_suite(small_suite), seeds=2, strategies=["static", "canarypilot", "argo", "oracle"]
+    )
+    row = report["families"]["latency-regression-100"]
+    mine, floor, base = row["canarypilot"], row["oracle"], row["static"]
+    ratios = row["ratios"]["canarypilot"]
+    assert ratios["ttd_vs_oracle"] == pytest.approx(
+        mine["ttd_median_seconds"] / floor["ttd_median_seconds"], abs=1e-3
+    )
+    assert ratios["bad_requests_vs_static"] == pytest.approx(
+        mine["bad_requests_total"] / base["bad_requests_total"], abs=1e-3
+    )
+    # The oracle is the floor: nobody detects sooner on average.
+    assert all(row["ratios"][s]["ttd_vs_oracle"] >= 1 for s in ("static", "canarypilot", "argo"))
+    names = [t["target"] for t in report["targets"]]
+    assert names == [
+        "false rollback rate",
+        "healthy releases undecided",
+        "bad canaries rolled back",
+        "bad requests vs static",
+        "median time to detect",
+        "time to detect vs oracle",
+        "healthy promotion vs static",
+        "argo bad requests vs canarypilot",
+        "argo false rollback rate",
+        "argo healthy releases undecided",
+    ]
+    text = render_table(report)
+    assert "canarypilot per family, against static and the oracle" in text
+    assert "argo per family" in text and "healthy runs left undecided" in text

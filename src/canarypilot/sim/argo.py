@@ -145,6 +145,17 @@ class ArgoGate:
 
     name = "argo"
 
+    def __init__(self) -> None:
+        self._cached: tuple[float, Snapshot] | None = None
+
+    async def _snapshot(self, ctx: Context) -> Snapshot:
+        """The service's cache: one snapshot answers every request of ``cache_ttl_seconds``
+        (the guard and the gate measure at the same moment: one set of queries)."""
+        now = ctx.clock.now()
+        if self._cached is None or now - self._cached[0] >= ctx.settings.service.cache_ttl_seconds:
+            self._cached = (now, await ctx.metrics.snapshot(ctx.target))
+        return self._cached[1]
+
     async def run(self, ctx: Context) -> None:
         steps, metrics = read_rollout(ctx.settings, ctx.target.service)
         weight = 0.0
@@ -159,8 +170,8 @@ class ArgoGate:
                 await ctx.router.set_weight(0)
                 return
             if phase == "Inconclusive":
+                # Paused for a person, who never comes: the canary keeps its weight to the end.
                 ctx.mark(MarkKind.NOTE, weight, f"AnalysisRun for {value:g}% Inconclusive: rollout paused")
-                await ctx.clock.sleep(ctx.scenario.duration_seconds + 1)  # nobody resumes it
                 return
         await ctx.router.set_weight(100)
         ctx.mark(MarkKind.PROMOTED, 100, "last step done: Argo promotes the canary")
@@ -177,7 +188,7 @@ class ArgoGate:
             at, i, n = heapq.heappop(queue)
             await ctx.clock.sleep(at - ctx.clock.now())
             metric = metrics[i]
-            snapshot = await ctx.metrics.snapshot(ctx.target)
+            snapshot = await self._snapshot(ctx)
             value = answer(snapshot, ctx.settings, target)[metric.json_field]
             result = metric.assess(value)
             failed[i] += result == "Failed"

@@ -33,7 +33,7 @@ from canarypilot._exceptions import ConfigError
 from canarypilot.policy import Settings
 from canarypilot.sim.catalog import STRATEGIES
 from canarypilot.sim.engine import RunResult, default_settings, simulate
-from canarypilot.sim.report import check_targets
+from canarypilot.sim.report import check_targets, ratios
 from canarypilot.sim.scenario import Scenario, load_scenario
 from canarypilot.sim.timeline import Outcome
 
@@ -211,5 +211,6 @@ def families(
         for name in strategies:
             runs = [r for r in results if r.family == family and r.strategy == name]
             row[name] = summarize(runs)
+        row["ratios"] = {name: ratios(row, name) for name in strategies}
         out[family] = row
     return out

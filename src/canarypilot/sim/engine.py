@@ -276,8 +276,12 @@ async def _run(scenario: Scenario, strategy_name: str, seed: int, settings: Sett
         await strategy.run(ctx)
         sim.catch_up()
         sim.observed = False
-        if scenario.is_bad and timeline.outcome is Outcome.PROMOTED:
-            sim.advance_to(sim.horizon)  # the bad version keeps serving: count its bad requests
+        if timeline.outcome is Outcome.UNDECIDED or (
+            scenario.is_bad and timeline.outcome is Outcome.PROMOTED
+        ):
+            # A promoted bad version, or a release left paused (Argo waiting for a person),
+            # keeps serving at its weight to the end: count its bad requests, unobserved.
+            sim.advance_to(sim.horizon)
             sim.catch_up()
     except HorizonReached:
         pass
