@@ -134,7 +134,15 @@ def run_bench(
         "seed_start": seed_start,
         "jobs": jobs,
         "strategies": list(strategies),
-        "scenarios": [{"name": s.name, "family": s.family, "expect": s.expect} for s in scenarios],
+        "scenarios": [
+            {
+                "name": s.name,
+                "family": s.family,
+                "expect": s.expect,
+                "scrape_interval_seconds": s.monitoring.scrape_interval_seconds,
+            }
+            for s in scenarios
+        ],
         "overrides": overrides,
         "summary": {name: summarize([r for r in results if r.strategy == name]) for name in strategies},
         "families": families(results, scenarios, strategies),

@@ -18,6 +18,7 @@ missed:
 from __future__ import annotations
 
 import io
+import statistics
 from typing import Any
 
 PRODUCT = "canarypilot"
@@ -45,6 +46,18 @@ def ratios(row: dict[str, Any], strategy: str) -> dict[str, float | None]:
         "ttd_vs_oracle": _ratio(mine["ttd_median_seconds"], oracle and oracle["ttd_median_seconds"]),
         "bad_requests_vs_oracle": _ratio(mine["bad_requests_total"], oracle and oracle["bad_requests_total"]),
     }
+
+
+def _ttd_at_15s_scrapes(report: dict[str, Any], strategy: str) -> float | None:
+    """Median time to detect over the scenarios scraped every 15 s (the target's condition)."""
+    at_15 = {s["name"] for s in report["scenarios"] if s.get("scrape_interval_seconds") == 15}
+    times = [
+        r["time_to_detect"]
+        for r in report.get("runs", [])
+        if r["strategy"] == strategy and r["scenario"] in at_15 and r["expect"] == "rollback"
+        if r["time_to_detect"] is not None and r["outcome"] == "rolled_back"
+    ]
+    return round(statistics.median(times), 1) if times else None
 
 
 def check_targets(report: dict[str, Any]) -> list[dict[str, Any]]:
@@ -82,7 +95,8 @@ def check_targets(report: dict[str, Any]) -> list[dict[str, Any]]:
         ratio = _ratio(mine["bad_requests_total"], base["bad_requests_total"])
         add("bad requests vs static", ratio, "<= 0.5x static's", None if ratio is None else ratio <= 0.5)
     ttd = mine["ttd_median_seconds"]
-    add("median time to detect", ttd, "<= 90 s", None if ttd is None else ttd <= 90)
+    fast = _ttd_at_15s_scrapes(report, PRODUCT)
+    add("median time to detect (15 s scrapes)", fast, "<= 90 s", None if fast is None else fast <= 90)
     if ORACLE in summary:
         slow = [
             f
