@@ -185,3 +185,14 @@ def test_low_traffic_gives_under_one_canary_request_a_second() -> None:
     world = World(s, 0)
     _, canary = world.tick(0.0, 600.0, 5.0)
     assert 0.2 < canary.requests / 600 < 1.0
+
+
+def test_a_stall_on_both_shows_in_both_scraped_p99s_and_then_leaves() -> None:
+    stall = {"type": "stall", "versions": "both", "at_seconds": [90], "seconds": 30, "latency_factor": 3}
+    s = scenario(events=[stall])
+    during = look(s, 125.0, 30.0, weight=50.0)  # scrapes at 90..120 s, visible at 125 s
+    after = look(s, 305.0, 30.0, weight=50.0)
+    for version in ("stable", "canary"):
+        hot, calm = getattr(during, version).p99_seconds, getattr(after, version).p99_seconds
+        assert hot is not None and calm is not None
+        assert hot > 2 * calm, (version, hot, calm)
