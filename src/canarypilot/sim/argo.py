@@ -12,11 +12,12 @@ analysis code does in tests/contract/argo):
   Successful; with both conditions it is Failed if the failure condition holds,
   Successful if the success condition does, Inconclusive if neither;
 * a metric takes ``count`` measurements, the first after ``initialDelay``, then one
-  per ``interval``; it is Failed as soon as ``failed > failureLimit`` and
+  per ``interval``; it is Failed as soon as ``failed > failureLimit`` (the contract
+  test's rendered-gate case fails on the second of five guard measurements) and
   Inconclusive once ``inconclusive > inconclusiveLimit``;
-* a Failed metric fails the run at once and the rollout aborts (all traffic to
-  stable); an Inconclusive run pauses the rollout for a person, which a
-  simulation never sends: the release stays undecided;
+* either ends the run at once: Failed aborts the rollout (all traffic to stable);
+  Inconclusive pauses it for a person, which a simulation never sends, so the
+  release stays undecided;
 * after the last step the rollout is promoted (100 % with no ``setWeight``).
 
 The gate is called in-process (``answer``) on a snapshot from the simulated
@@ -183,7 +184,6 @@ class ArgoGate:
             heapq.heappush(queue, (start + metric.initial_delay, i, 1))
         failed = [0] * len(metrics)
         inconclusive = [0] * len(metrics)
-        phases = ["Running"] * len(metrics)
         while queue:
             at, i, n = heapq.heappop(queue)
             await ctx.clock.sleep(at - ctx.clock.now())
@@ -194,12 +194,12 @@ class ArgoGate:
             failed[i] += result == "Failed"
             inconclusive[i] += result == "Inconclusive"
             ctx.mark(MarkKind.ANALYSIS, weight, f"{metric.name} #{n} for {target:g}%: {value!r} -> {result}")
+            # A failed or inconclusive metric ends the whole run at once (Argo terminates
+            # the other metrics); otherwise the run succeeds when every metric has its count.
             if failed[i] > metric.failure_limit:
-                return "Failed"  # a failed metric ends the run at once
+                return "Failed"
             if inconclusive[i] > metric.inconclusive_limit:
-                phases[i] = "Inconclusive"
-            elif n >= metric.count:
-                phases[i] = "Successful"
-            else:
+                return "Inconclusive"
+            if n < metric.count:
                 heapq.heappush(queue, (at + metric.interval, i, n + 1))
-        return "Inconclusive" if "Inconclusive" in phases else "Successful"
+        return "Successful"
