@@ -161,7 +161,7 @@ _ROWS = (
 )
 
 
-def render_table(report: dict[str, Any], *, width: int = 120) -> str:
+def render_table(report: dict[str, Any], *, width: int = 150) -> str:
     """The summary, the per-family breakdown and the targets as text tables."""
     from rich.console import Console
     from rich.table import Table
@@ -230,37 +230,29 @@ def _family_detail(report: dict[str, Any], name: str) -> Any:
     from rich.table import Table
 
     tab = Table(title=f"{name} per family, against static and the oracle", title_justify="left")
-    for col in (
-        "family",
-        "rolled back",
-        "undecided",
-        "detect med / p90",
-        "bad req",
-        "× static",
-        "detect × oracle",
-    ):
-        tab.add_column(col, justify="left" if col == "family" else "right")
-    tab.add_column("promote med (× static)", justify="right")
+    tab.add_column("family", no_wrap=True, min_width=29)
+    for col in ("rolled back (undecided)", "detect med / p90", "bad req (× static)", "detect × oracle"):
+        tab.add_column(col, justify="right", no_wrap=True)
+    tab.add_column("promote (× static)", justify="right", no_wrap=True)
     for family, row in report["families"].items():
         s = row[name]
         r = ratios(row, name)
-        healthy = row["expect"] == "promote"
-        rolled = s["false_rollbacks"] if healthy else s["detected"] if row["expect"] == "rollback" else None
-        verdict = (
-            f"{rolled}/{s['runs']}"
-            if rolled is not None
-            else f"{round((s['rollback_rate'] or 0) * s['runs'])}/{s['runs']}"
-        )
-        detect = f"{_fmt(s['ttd_median_seconds'], 's')} / {_fmt(s['ttd_p90_seconds'], 's')}"
-        promote = f"{_fmt(s['promote_median_seconds'], 's')} ({_fmt(r['promote_vs_static'], 'x')})"
+        expect = row["expect"]
+        if expect == "promote":
+            verdict = f"{s['false_rollbacks']}/{s['runs']} ({s['healthy_undecided']})"
+        elif expect == "rollback":
+            verdict = f"{s['detected']}/{s['runs']}"
+        else:
+            verdict = f"{round((s['rollback_rate'] or 0) * s['runs'])}/{s['runs']}"
+        bad = expect == "rollback"
         tab.add_row(
             family,
             verdict,
-            str(s["healthy_undecided"]) if healthy else "",
-            detect if row["expect"] == "rollback" else "",
-            _fmt(s["bad_requests_total"]) if row["expect"] == "rollback" else "",
-            _fmt(r["bad_requests_vs_static"], "x") if row["expect"] == "rollback" else "",
-            _fmt(r["ttd_vs_oracle"], "x") if row["expect"] == "rollback" else "",
-            promote if healthy else "",
+            f"{_fmt(s['ttd_median_seconds'], 's')} / {_fmt(s['ttd_p90_seconds'], 's')}" if bad else "",
+            f"{_fmt(s['bad_requests_total'])} ({_fmt(r['bad_requests_vs_static'], 'x')})" if bad else "",
+            _fmt(r["ttd_vs_oracle"], "x") if bad else "",
+            f"{_fmt(s['promote_median_seconds'], 's')} ({_fmt(r['promote_vs_static'], 'x')})"
+            if expect == "promote"
+            else "",
         )
     return tab
