@@ -25,10 +25,14 @@ def upper_bound(failures: int, runs: int, confidence: float = 0.95) -> float:
         return 1.0
     tail = 1 - confidence
 
-    def cdf(p: float) -> float:  # P(X <= failures) at rate p
-        return sum(math.comb(runs, k) * p**k * (1 - p) ** (runs - k) for k in range(failures + 1))
+    def cdf(p: float) -> float:  # P(X <= failures) at rate p, in log space (no overflow)
+        def term(k: int) -> float:
+            log_comb = math.lgamma(runs + 1) - math.lgamma(k + 1) - math.lgamma(runs - k + 1)
+            return math.exp(log_comb + k * math.log(p) + (runs - k) * math.log1p(-p))
 
-    low, high = failures / runs, 1.0
+        return sum(term(k) for k in range(failures + 1))
+
+    low, high = failures / runs, 1.0 - 1e-12
     for _ in range(60):
         mid = (low + high) / 2
         low, high = (mid, high) if cdf(mid) > tail else (low, mid)
