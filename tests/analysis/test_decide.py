@@ -90,7 +90,19 @@ def test_a_healthy_canary_with_enough_data_proceeds_within_the_slo_at_the_formul
     assert evidence is not None and evidence.within_slo
     d = v.decision
     assert d.latency_bound is not None and d.error_bound is not None
-    assert v.weight == safe_weight(max(0.0, d.latency_bound), max(0.0, d.error_bound))
+    assert d.latency_delta is not None and d.error_delta is not None
+    # shown within the SLO: the formula on the measured deltas (if more than on the bounds)
+    by_bounds = safe_weight(d.latency_bound, d.error_bound)
+    assert v.weight == max(by_bounds, safe_weight(d.latency_delta, d.error_delta))
+
+
+def test_a_canary_not_yet_shown_within_the_slo_gets_the_weight_of_its_bounds() -> None:
+    v = verdict(steady(4, canary_n=60.0))
+    assert v.action is Action.PROCEED
+    assert v.evidence is not None and not v.evidence.within_slo
+    d = v.decision
+    assert v.weight == safe_weight(d.latency_bound, d.error_bound)  # type: ignore[arg-type]
+    assert v.weight is not None and v.weight < 30
 
 
 def test_a_thin_sample_never_earns_the_weight_of_a_thick_one() -> None:

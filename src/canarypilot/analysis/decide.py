@@ -11,7 +11,8 @@ construction. See docs/decision-model.md for the meaning of each rule.
   latency excess still inside its warm-up allowance (``warmup.py``), or no histogram;
 * **proceed** — otherwise, with the article's safe weight computed from the deltas the
   evidence cannot rule out (upper bounds at ``1 - alpha``): a thin sample gets a small
-  weight. ``evidence.within_slo`` says the bounds themselves are within the thresholds.
+  weight. Once the bounds themselves are within the thresholds (``evidence.within_slo``)
+  the weight is the formula's for the measured deltas, if that is more.
 """
 
 from __future__ import annotations
@@ -76,9 +77,7 @@ def decide(history: StepHistory, settings: Settings = _DEFAULT) -> Verdict:
     )
     latency_bound = None if tests.latency is None else tests.latency.bound
     error_bound = None if tests.errors is None else tests.errors.bound
-    weight = None
-    if latency_bound is not None and error_bound is not None:
-        weight = safe_weight(max(0.0, latency_bound), max(0.0, error_bound), settings.interpolation)
+    weight = _weight(tests, evidence.within_slo, settings)
 
     reasons: list[str] = [*cleaned.problems]
     violations = tuple(
@@ -99,7 +98,11 @@ def decide(history: StepHistory, settings: Settings = _DEFAULT) -> Verdict:
             reasons.extend(waiting or ["the deltas' bounds cannot be computed yet"])
         else:
             status, action, chosen = Status.PROCEED, Action.PROCEED, weight
-            verdict = "within the SLO" if evidence.within_slo else "not yet shown within the SLO"
+            verdict = (
+                "shown within the SLO: weight from the measured deltas"
+                if evidence.within_slo
+                else "not yet shown within the SLO: weight from the bounds"
+            )
             reasons.append(
                 f"no evidence against the canary; bounds at {1 - slo.alpha:.0%}: p99 "
                 f"{latency_bound:+.1%}, errors {error_bound * 100:+.2f} points ({verdict}): "  # type: ignore[operator]
@@ -123,6 +126,20 @@ def decide(history: StepHistory, settings: Settings = _DEFAULT) -> Verdict:
         evidence=evidence,
     )
     return Verdict(action, chosen, decision, decision.reasons)
+
+
+def _weight(tests: _Tests, within_slo: bool, settings: Settings) -> float | None:
+    """The article's formula on the deltas the evidence cannot rule out; once even those are
+    within the thresholds (the canary is shown within the SLO), on the measured deltas: the
+    bounds stop holding back a canary that has proved itself, and the formula still gives a
+    slower one less traffic."""
+    latency, errors = tests.latency, tests.errors
+    if latency is None or errors is None or latency.bound is None or errors.bound is None:
+        return None
+    weight = safe_weight(latency.bound, errors.bound, settings.interpolation)
+    if within_slo and latency.point is not None and errors.point is not None:
+        weight = max(weight, safe_weight(latency.point, errors.point, settings.interpolation))
+    return weight
 
 
 def _run_tests(cleaned: Cleaned, settings: Settings, need: int) -> _Tests:
