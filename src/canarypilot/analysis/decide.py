@@ -10,7 +10,7 @@ construction. See docs/decision-model.md for the meaning of each rule.
 * **hold** — no data, stale data, NaN, fewer than ``min_slices`` slices of evidence, a
   latency excess still inside its warm-up allowance (``warmup.py``), or no histogram;
 * **proceed** — otherwise, with the article's safe weight computed from the deltas the
-  evidence cannot rule out (upper bounds at ``1 - alpha``): a thin sample gets a small
+  evidence cannot rule out (upper bounds at ``slo.weight_confidence``): a thin sample gets a small
   weight. Once the bounds themselves are within the thresholds (``evidence.within_slo``)
   the weight is the formula's for the measured deltas, if that is more.
 """
@@ -104,7 +104,7 @@ def decide(history: StepHistory, settings: Settings = _DEFAULT) -> Verdict:
                 else "not yet shown within the SLO: weight from the bounds"
             )
             reasons.append(
-                f"no evidence against the canary; bounds at {1 - slo.alpha:.0%}: p99 "
+                f"no evidence against the canary; bounds at {slo.weight_confidence:.0%}: p99 "
                 f"{latency_bound:+.1%}, errors {error_bound * 100:+.2f} points ({verdict}): "  # type: ignore[operator]
                 f"safe weight {weight:g}%"
             )
@@ -144,7 +144,7 @@ def _weight(tests: _Tests, within_slo: bool, settings: Settings) -> float | None
 
 def _run_tests(cleaned: Cleaned, settings: Settings, need: int) -> _Tests:
     slo = settings.slo
-    z = NormalDist().inv_cdf(1.0 - slo.alpha)
+    z = NormalDist().inv_cdf(slo.weight_confidence)
     errors = error_test(cleaned.slices, slo=slo, z=z, need=need)
     found = latency_test(
         cleaned.slices,

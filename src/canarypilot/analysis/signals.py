@@ -16,7 +16,7 @@ the reference is never too low, so the buckets cause no false rollback. What it 
 the test sees a regression only somewhat above ``delta`` (about +22 % instead of +15 %
 with 50 ms buckets around a 160 ms p99); docs/decision-model.md has the numbers.
 
-**Bounds.** The safe weight reads the deltas at the unfavourable end of a ``1 - alpha``
+**Bounds.** The safe weight reads the deltas at the unfavourable end of a ``slo.weight_confidence``
 interval, the variance inflated by the slices' measured overdispersion (``dispersion``),
 transients (``_kept``) and the warm-up left out. The p99 bound is the canary's share
 beyond stable's p99 (upper Wilson bound) turned into a latency ratio with the tail slope
@@ -208,7 +208,8 @@ def latency_test(
     stable_low = hist.quantile(stable_pool, max(quantile - margin, 1e-9)) or stable_p99
     n = [hist.total(b) for b in canary]
     beyond_p99 = [max(0.0, t - hist.count_at_or_below(b, stable_p99)) for b, t in zip(canary, n, strict=True)]
-    kept = _kept(range(tested.start, len(rows)), tested.outcomes, slo.alpha, need)
+    start = max(tested.start, _warm_slices(rows, beyond_p99, n, tail, slo=slo, need=need, since=since))
+    kept = _kept(range(start, len(rows)), tested.outcomes, slo.alpha, need)
     k_kept, n_kept = sum(beyond_p99[i] for i in kept), sum(n[i] for i in kept)
     point = bound = None
     if n_kept > 0:
@@ -219,13 +220,13 @@ def latency_test(
         index = hist.tail_index(stable_pool, stable_p99)
         bound = stable_p99 * (share_high / tail) ** (1 / index) / stable_low - 1
 
-    counted = len(rows) - tested.start
+    counted = len(rows) - start
     basis = f"{k_kept:.0f} of {n_kept:.0f} canary requests beyond stable's p99 {stable_p99 * 1000:.0f} ms; "
     basis += (
         f"test latency {edge * 1000:g} ms" if edge else "no bucket bound above the SLO's latency: untested"
     )
-    if tested.start:
-        basis += f"; first {tested.start} slice(s) in the warm-up allowance"
+    if start:
+        basis += f"; first {start} slice(s) in the warm-up allowance"
     if counted > len(kept):
         basis += f"; {counted - len(kept)} transient slice(s) left out of the bound"
     test = SignalTest(
@@ -239,7 +240,36 @@ def latency_test(
         requests=n_kept,
         basis=basis,
     )
-    return LatencyResult(test, rows[tested.start - 1].end if tested.start else None, tested.warming_up)
+    return LatencyResult(test, rows[start - 1].end if start else None, tested.warming_up)
+
+
+def _warm_slices(
+    rows: Sequence[Slice],
+    beyond: Sequence[float],
+    n: Sequence[float],
+    tail: float,
+    *,
+    slo: SLOPolicy,
+    need: int,
+    since: float,
+) -> int:
+    """How many leading slices the p99 bound leaves out as warm-up: up to the last one in which
+    the canary put more than twice the quantile's share beyond stable's p99 while the same
+    fading allowance (``warmup.allowances``, read on that share) still covered it. The test
+    reads the bucket bound above the SLO; the bound reads stable's p99, where a fading warm-up
+    shows longer."""
+    shares = [k / t if t > 0 else 0.0 for k, t in zip(beyond, n, strict=True)]
+    allowed = allowances(
+        shares,
+        [(s.start + s.end) / 2 - since for s in rows],
+        seed=max(1, need - 1),
+        max_warmup=slo.max_warmup_seconds,
+    )
+    twice = 2 * tail
+    return max(
+        (i + 1 for i, (a, x) in enumerate(zip(allowed, shares, strict=True)) if a > twice and x > twice),
+        default=0,
+    )
 
 
 def _kept(indices: Iterable[int], outcomes: Sequence[float], alpha: float, need: int) -> list[int]:
