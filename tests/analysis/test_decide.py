@@ -153,6 +153,13 @@ def test_a_canary_only_stall_never_rolls_back_and_the_canary_still_proceeds() ->
         assert "transient" in basis or "warm-up" in basis  # the stall is left out of the bound
 
 
+def test_a_measured_delta_beyond_the_limit_holds_until_the_test_decides() -> None:
+    # 3 points more errors on 300 requests a slice: after 4 slices the test has not decided
+    v = verdict(steady(4, canary_errors=0.005 + 0.03))
+    assert v.action is Action.HOLD
+    assert any("beyond the limit" in r for r in v.reasons)
+
+
 def test_a_stall_that_persists_is_a_regression() -> None:
     slices = steady(12)
     for i in range(4, 12):

@@ -8,7 +8,9 @@ construction. See docs/decision-model.md for the meaning of each rule.
 * **rollback** — an anytime-valid test (``sequential.py``) rejects "the canary is within
   the SLO" at level ``slo.alpha``, on errors or on latency;
 * **hold** — no data, stale data, NaN, fewer than ``min_slices`` slices of evidence, a
-  latency excess still inside its warm-up allowance (``warmup.py``), or no histogram;
+  latency excess still inside its warm-up allowance (``warmup.py``), no histogram, or a
+  measured delta beyond its threshold that the test has not decided on yet (advancing
+  would restart the evidence at a higher weight);
 * **proceed** — otherwise, with the article's safe weight computed from the deltas the
   evidence cannot rule out (upper bounds at ``slo.weight_confidence``): a thin sample gets a small
   weight. Once the bounds themselves are within the thresholds (``evidence.within_slo``)
@@ -175,6 +177,15 @@ def _hold_reasons(cleaned: Cleaned, tests: _Tests, need: int) -> list[str]:
         reasons.append(
             f"{tests.latency_slices} slice(s) of latency evidence after the warm-up, {need} needed"
         )
+    for test in (tests.errors, tests.latency):
+        # The measured delta breaks the SLO but the test has not decided yet: advancing would
+        # restart the evidence at a higher weight; holding lets it accumulate.
+        if test is not None and test.point is not None and test.point > test.threshold:
+            what = "p99" if test.kind is ViolationKind.LATENCY else "error"
+            reasons.append(
+                f"the measured {what} delta {_fmt(test.kind, test.point)} is beyond the limit: "
+                "holding while the evidence accumulates"
+            )
     return reasons
 
 
