@@ -112,3 +112,32 @@ def history(slices: list[Slice], weight: float = 5.0, lag: float = 0.0) -> StepH
     at = slices[-1].end + lag if slices else 0.0
     snap = Snapshot(TARGET, VersionStats("v1-stable"), VersionStats("v2-canary"), at, at)
     return StepHistory(TARGET, weight, 0.0, at, tuple(slices), snap)
+
+
+def expected_counts(n: float, errors: float, factor: float) -> SliceCounts:
+    """What ``n`` requests at ``factor`` times stable's latency put in each bucket on average:
+    no sampling noise, so a unit test sees the rule, not the dice."""
+    cumulative = np.cumsum(n * _bucket_probs(factor))
+    buckets = tuple(zip((*EDGES, math.inf), (float(c) for c in cumulative), strict=True))
+    return SliceCounts(float(n), n * errors, buckets)
+
+
+def steady(
+    slices: int,
+    *,
+    canary_factor: float = 1.0,
+    canary_errors: float = 0.005,
+    canary_n: float = 300.0,
+    stable_n: float = 5700.0,
+    seconds: float = 15.0,
+) -> list[Slice]:
+    """Slices of expected counts: stable at its own latency and 0.5 % errors, the canary as given."""
+    return [
+        Slice(
+            i * seconds,
+            (i + 1) * seconds,
+            expected_counts(stable_n, 0.005, 1.0),
+            expected_counts(canary_n, canary_errors, canary_factor),
+        )
+        for i in range(slices)
+    ]

@@ -1,4 +1,9 @@
-"""The pure decision engine: interpolation, judge, evidence, circuit breaker. No I/O, no clock."""
+"""The pure decision engine. No I/O, no clock.
+
+``decide(history, settings) -> Verdict`` is the engine (v2): slices, signals, sequential,
+warmup and histogram are its parts, ``interpolate`` the article's safe-weight formula.
+``judge``, ``evidence`` and ``breaker`` are engine v1, kept for callers not yet moved.
+"""
 
 from canarypilot.analysis.breaker import BreakerState, assess, assess_outage
 from canarypilot.analysis.decide import decide

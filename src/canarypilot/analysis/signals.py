@@ -5,23 +5,22 @@
 a canary within the SLO errs at most that often, and an error burst both versions share
 raises the reference with it.
 
-**Latency.** Within the SLO means ``p99_canary <= (1 + max_latency_delta) p99_stable``:
-at most 1 % of the canary's requests beyond that latency. Stable's p99 is read from its
-histogram over the step at a rank raised by its own sampling noise, and the test latency
-``E`` is the first bucket bound at or above ``(1 + max_latency_delta)`` times it: canary
-requests beyond a bound are counted exactly, and ``E`` is never below the SLO's latency,
-so a canary within the SLO puts at most 1 % there — no false rollback from the buckets.
-The cost is power: only a canary whose p99 exceeds ``E`` is seen, so with buckets a ratio
-``rho`` apart the smallest visible regression lies between ``max_latency_delta`` and
-``(1 + max_latency_delta) rho - 1`` (+25 % for a 160 ms p99 between 150 and 200 ms bounds).
-The reference is ``max(1 %, stable's share beyond E / (1 + max_latency_delta) in the
-slice)``: in a slice where both versions stalled, stable's tail grew too.
+**Latency.** Within the SLO means ``p99_canary <= (1 + delta) p99_stable``. The test
+latency ``E`` is the first bucket bound at or above ``(1 + delta)`` times stable's p99;
+the canary's count is its requests beyond ``E`` (exact: ``E`` is a bound), the reference
+stable's share beyond ``E / (1 + delta)`` over the step, raised to stable's own share in
+the slice (a stall both versions share). A canary that is stable slowed by ``1 + delta``
+puts exactly that share beyond ``E``; at ``E = (1 + delta) p99_stable`` it is 1 %.
+Stable's share is interpolated inside its bucket, which in a falling tail over-states it:
+the reference is never too low, so the buckets cause no false rollback. What it costs:
+the test sees a regression only somewhat above ``delta`` (about +22 % instead of +15 %
+with 50 ms buckets around a 160 ms p99); docs/decision-model.md has the numbers.
 
-**Bounds.** The safe weight reads the deltas at the unfavourable end of a ``1 - alpha``
-interval, with the variance inflated by the slices' measured overdispersion
-(``dispersion``). The p99 bound is the canary's share beyond stable's p99 (upper
-Wilson bound) turned into a latency ratio with the tail slope stable's histogram shows
-there (``histogram.tail_index``), over stable's p99 lower bound.
+**Bounds.** The safe weight reads the deltas at the unfavourable end of a ``slo.weight_confidence``
+interval, the variance inflated by the slices' measured overdispersion (``dispersion``),
+transients (``_kept``) and the warm-up left out. The p99 bound is the canary's share
+beyond stable's p99 (upper Wilson bound) turned into a latency ratio with the tail slope
+stable's histogram shows there (``histogram.tail_index``), over stable's p99 lower bound.
 """
 
 from __future__ import annotations
@@ -131,6 +130,57 @@ def error_test(slices: Sequence[Slice], *, slo: SLOPolicy, z: float, need: int) 
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _EdgeTest:
+    """The latency test at the bound ``edge``: its log e-value, each slice's outcome, where
+    the warm-up ends (for the bounds) and whether the newest slice is still in it."""
+
+    log_e: float
+    outcomes: list[float]
+    start: int
+    warming_up: bool
+
+
+def _edge_test(
+    rows: Sequence[Slice],
+    stable: Sequence[hist.Buckets],
+    canary: Sequence[hist.Buckets],
+    edge: float,
+    *,
+    slo: SLOPolicy,
+    need: int,
+    since: float,
+) -> _EdgeTest:
+    delta = slo.max_latency_delta
+    stable_pool = hist.add(stable)
+    assert stable_pool is not None
+    # Stable's share beyond E / (1 + delta) over the step, half a request added so an empty
+    # tail is not a zero reference.
+    n_all = hist.total(stable_pool)
+    base = (n_all * (hist.tail_share_beyond(stable_pool, edge / (1 + delta)) or 0.0) + 0.5) / (n_all + 1)
+    n = [hist.total(b) for b in canary]
+    beyond = [max(0.0, t - hist.count_at_or_below(b, edge)) for b, t in zip(canary, n, strict=True)]
+    shares = [k / t if t > 0 else 0.0 for k, t in zip(beyond, n, strict=True)]
+    allowed = allowances(
+        shares,
+        [(s.start + s.end) / 2 - since for s in rows],
+        seed=max(1, need - 1),
+        max_warmup=slo.max_warmup_seconds,
+    )
+    observations = []
+    for b_s, k, total, allowance in zip(stable, beyond, n, allowed, strict=True):
+        reference = max(base, allowance, hist.tail_share_beyond(b_s, edge / (1 + delta)) or 0.0)
+        observations.append(SliceObservation(k, total if reference < SHARED_STALL else 0.0, reference))
+    cap = slice_cap(slo.alpha, need)
+    outcomes = [excess(o, cap) for o in observations]
+    log_e = log_e_value(log_wealth_prefixes(outcomes), 0, len(rows))
+    # The bounds read the slices after the last one the allowance excused (in excess of
+    # stable's share, and covered by it); the newest one so: warming up.
+    excused = [i for i, (a, x) in enumerate(zip(allowed, shares, strict=True)) if a > base and x > base]
+    start = max((i + 1 for i in excused), default=0)
+    return _EdgeTest(log_e, outcomes, start, bool(excused) and excused[-1] == len(rows) - 1)
+
+
 def latency_test(
     slices: Sequence[Slice], *, slo: SLOPolicy, quantile: float, z: float, need: int, since: float
 ) -> LatencyResult | None:
@@ -145,42 +195,21 @@ def latency_test(
     stable_p99 = hist.quantile(stable_pool, quantile)
     if stable_p99 is None or stable_p99 <= 0:
         return None
+    edge = hist.bound_at_or_above(canary_pool, (1 + delta) * stable_p99)
+    tested = _EdgeTest(0.0, [0.0] * len(rows), 0, False)
+    if edge is not None:
+        tested = _edge_test(rows, stable, canary, edge, slo=slo, need=need, since=since)
+
+    # The p99 bound: the canary's share beyond stable's p99 at its upper Wilson bound, as a
+    # latency ratio through stable's tail slope, over stable's p99 at its lower bound.
     n_stable = [hist.total(b) for b in stable]
     stable_tail = [t - hist.count_at_or_below(b, stable_p99) for b, t in zip(stable, n_stable, strict=True)]
     margin = z * math.sqrt(dispersion(stable_tail, n_stable) * quantile * tail / sum(n_stable))
     stable_low = hist.quantile(stable_pool, max(quantile - margin, 1e-9)) or stable_p99
-    edge = hist.bound_at_or_above(canary_pool, (1 + delta) * stable_p99)
-
     n = [hist.total(b) for b in canary]
     beyond_p99 = [max(0.0, t - hist.count_at_or_below(b, stable_p99)) for b, t in zip(canary, n, strict=True)]
-    log_e, outcomes, start, warming_up = 0.0, [0.0] * len(rows), 0, False
-    base = tail
-    if edge is not None:
-        # Stable's share beyond E / (1 + delta) over the step, half a request added so an
-        # empty tail is not a zero reference.
-        n_all = hist.total(stable_pool)
-        base = (n_all * (hist.share_beyond(stable_pool, edge / (1 + delta)) or 0.0) + 0.5) / (n_all + 1)
-        beyond = [max(0.0, t - hist.count_at_or_below(b, edge)) for b, t in zip(canary, n, strict=True)]
-        shares = [k / t if t > 0 else 0.0 for k, t in zip(beyond, n, strict=True)]
-        allowed = allowances(
-            shares,
-            [(s.start + s.end) / 2 - since for s in rows],
-            seed=max(1, need - 1),
-            max_warmup=slo.max_warmup_seconds,
-        )
-        observations = []
-        for b_s, k, total, excused in zip(stable, beyond, n, allowed, strict=True):
-            reference = max(base, excused, hist.share_beyond(b_s, edge / (1 + delta)) or 0.0)
-            observations.append(SliceObservation(k, total if reference < SHARED_STALL else 0.0, reference))
-        cap = slice_cap(slo.alpha, need)
-        outcomes = [excess(o, cap) for o in observations]
-        log_e = log_e_value(log_wealth_prefixes(outcomes), 0, len(rows))
-        # The bounds read the slices after the warm-up: from the first whose allowance is
-        # within the SLO's share. Still excused and still in excess: warming up.
-        start = next((i for i, a in enumerate(allowed) if a <= base), len(rows))
-        warming_up = allowed[-1] > base and shares[-1] > base
-
-    kept = _kept(range(start, len(rows)), outcomes, slo.alpha, need)
+    start = max(tested.start, _warm_slices(rows, beyond_p99, n, tail, slo=slo, need=need, since=since))
+    kept = _kept(range(start, len(rows)), tested.outcomes, slo.alpha, need)
     k_kept, n_kept = sum(beyond_p99[i] for i in kept), sum(n[i] for i in kept)
     point = bound = None
     if n_kept > 0:
@@ -190,23 +219,20 @@ def latency_test(
         share_high = _wilson_upper(k_kept, n_kept, z * spread)
         index = hist.tail_index(stable_pool, stable_p99)
         bound = stable_p99 * (share_high / tail) ** (1 / index) / stable_low - 1
+
     counted = len(rows) - start
-    basis = (
-        f"{k_kept:.0f} of {n_kept:.0f} canary requests beyond stable's p99 {stable_p99 * 1000:.0f} ms; "
-        + (
-            f"test latency {edge * 1000:g} ms"
-            if edge
-            else "no bucket bound above the SLO's latency: untested"
-        )
+    basis = f"{k_kept:.0f} of {n_kept:.0f} canary requests beyond stable's p99 {stable_p99 * 1000:.0f} ms; "
+    basis += (
+        f"test latency {edge * 1000:g} ms" if edge else "no bucket bound above the SLO's latency: untested"
     )
     if start:
         basis += f"; first {start} slice(s) in the warm-up allowance"
-    if counted - len(kept) > 0:
+    if counted > len(kept):
         basis += f"; {counted - len(kept)} transient slice(s) left out of the bound"
     test = SignalTest(
         kind=ViolationKind.LATENCY,
-        e_value=_e(log_e),
-        rejects=log_e >= math.log(1 / slo.alpha) and len(rows) >= need,
+        e_value=_e(tested.log_e),
+        rejects=tested.log_e >= math.log(1 / slo.alpha) and len(rows) >= need,
         point=point,
         bound=bound,
         threshold=delta,
@@ -214,7 +240,36 @@ def latency_test(
         requests=n_kept,
         basis=basis,
     )
-    return LatencyResult(test, rows[start - 1].end if start else None, warming_up)
+    return LatencyResult(test, rows[start - 1].end if start else None, tested.warming_up)
+
+
+def _warm_slices(
+    rows: Sequence[Slice],
+    beyond: Sequence[float],
+    n: Sequence[float],
+    tail: float,
+    *,
+    slo: SLOPolicy,
+    need: int,
+    since: float,
+) -> int:
+    """How many leading slices the p99 bound leaves out as warm-up: up to the last one in which
+    the canary put more than twice the quantile's share beyond stable's p99 while the same
+    fading allowance (``warmup.allowances``, read on that share) still covered it. The test
+    reads the bucket bound above the SLO; the bound reads stable's p99, where a fading warm-up
+    shows longer."""
+    shares = [k / t if t > 0 else 0.0 for k, t in zip(beyond, n, strict=True)]
+    allowed = allowances(
+        shares,
+        [(s.start + s.end) / 2 - since for s in rows],
+        seed=max(1, need - 1),
+        max_warmup=slo.max_warmup_seconds,
+    )
+    twice = 2 * tail
+    return max(
+        (i + 1 for i, (a, x) in enumerate(zip(allowed, shares, strict=True)) if a > twice and x > twice),
+        default=0,
+    )
 
 
 def _kept(indices: Iterable[int], outcomes: Sequence[float], alpha: float, need: int) -> list[int]:
@@ -223,7 +278,7 @@ def _kept(indices: Iterable[int], outcomes: Sequence[float], alpha: float, need:
     slices than that are the canary's behaviour, not a transient, and all are read."""
     chosen = list(indices)
     cap = slice_cap(alpha, need)
-    capped = [i for i in chosen if outcomes[i] >= cap - 1e-9]
+    capped = {i for i in chosen if outcomes[i] >= cap - 1e-9}
     if not capped or len(capped) >= need:
         return chosen
-    return [i for i in chosen if i not in set(capped)]
+    return [i for i in chosen if i not in capped]
