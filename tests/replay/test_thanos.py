@@ -13,9 +13,11 @@ import json
 import shutil
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from canarypilot._exceptions import ConfigError
 from canarypilot.local.prometheus import LocalPrometheus, openmetrics_text
 from canarypilot.metrics.prometheus import PrometheusMetrics
 from canarypilot.model import Target
@@ -59,9 +61,9 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
             yield Pair(single, replicas, sidecars, query)
 
 
-def _verdicts(url: str, service: str) -> list[tuple[float, float, str]]:
+def _verdicts(url: str, service: str, **settings: object) -> list[tuple[float, float, str]]:
     async def go() -> list[tuple[float, float, str]]:
-        async with PrometheusMetrics(PrometheusSettings(url=url)) as provider:  # type: ignore[call-arg]
+        async with PrometheusMetrics(PrometheusSettings(url=url, **settings)) as provider:  # type: ignore[arg-type]
             fetched = await fetch_slices(
                 provider, Target(service), start=START, end=START + SPAN, slicing=SLICING
             )
@@ -93,3 +95,22 @@ def test_thanos_decides_like_one_prometheus_and_survives_a_replica_down(pair: Pa
     assert _analyze(pair.query.url, "errors", START + 1400) == _analyze(
         pair.single.url, "errors", START + 1400
     )
+
+
+def test_the_tenant_header_selects_the_tenant_s_data(tmp_path: Path) -> None:
+    """A querier enforcing tenancy on ``X-Scope-OrgID``: the header (``prometheus.headers``)
+    reaches it, the right tenant gets its data and its verdicts, another gets none."""
+    binary = thanos_binary()
+    assert binary is not None
+    recorded = releases.recorded()
+    text = openmetrics_text(recorded["errors"].samples, TYPES)
+    tenancy = ("--query.enforce-tenancy", "--query.tenant-header=X-Scope-OrgID")
+    with (
+        Replica(tmp_path / "a", openmetrics=text, replica="a", tenant="team-a") as replica,
+        Sidecar(binary, replica) as sidecar,
+        Querier(binary, tmp_path / "query", [sidecar], extra=tenancy) as query,
+    ):
+        mine = _verdicts(query.url, "errors", headers={"X-Scope-OrgID": "team-a"})
+        assert any(v[2] == "rollback" for v in mine)
+        with pytest.raises(ConfigError, match="no data"):
+            _verdicts(query.url, "errors", headers={"X-Scope-OrgID": "team-b"})

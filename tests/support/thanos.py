@@ -68,13 +68,15 @@ def thanos_binary(*, timeout: float = 5400.0) -> Path | None:
 class Replica(LocalPrometheus):
     """A Prometheus of an HA pair: the same data, its own ``replica`` external label."""
 
-    def __init__(self, workdir: Path, *, openmetrics: str, replica: str) -> None:
+    def __init__(self, workdir: Path, *, openmetrics: str, replica: str, tenant: str | None = None) -> None:
         super().__init__(workdir, openmetrics=openmetrics)
         self.replica = replica
+        self.tenant = tenant
 
     def config(self) -> dict[str, object]:
         config = super().config()
-        config["global"] = {**config["global"], "external_labels": {"replica": self.replica}}  # type: ignore[dict-item]
+        labels = {"replica": self.replica, **({"tenant_id": self.tenant} if self.tenant else {})}
+        config["global"] = {**config["global"], "external_labels": labels}  # type: ignore[dict-item]
         return config
 
 
@@ -110,10 +112,13 @@ class Querier(LocalServer):
 
     name = "thanos-query"
 
-    def __init__(self, binary: Path, workdir: Path, sidecars: list[Sidecar]) -> None:
+    def __init__(
+        self, binary: Path, workdir: Path, sidecars: list[Sidecar], *, extra: tuple[str, ...] = ()
+    ) -> None:
         self.binary = binary
         self.workdir = workdir
         self.sidecars = sidecars
+        self.extra = extra
         self.http = free_port()
         self.grpc = free_port()
 
@@ -130,6 +135,7 @@ class Querier(LocalServer):
             "--query.replica-label=replica",
             "--log.level=warn",
             *(f"--endpoint=127.0.0.1:{s.grpc}" for s in self.sidecars),
+            *self.extra,
         ]  # fmt: skip
         self._launch(argv, log_path=self.workdir / "query.log", timeout=timeout)
         return self
