@@ -10,9 +10,11 @@ import typer
 
 from canarypilot.cli import (
     analyze,
+    calibrate,
     demo,
     preflight,
     render,
+    replay,
     roi,
     rollout,
     serve,
@@ -32,7 +34,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-for module in (analyze, serve, rollout, demo, simulate, render, preflight, roi):
+for module in (analyze, serve, rollout, demo, simulate, replay, calibrate, render, preflight, roi):
     module.register(app)
 
 

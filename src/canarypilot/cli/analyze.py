@@ -129,8 +129,8 @@ async def _scrape_and_judge(service: str, settings: Any) -> Any:
         return await run(service, settings=settings, provider=provider)
 
 
-def parse_instant(text: str | None) -> float | None:
-    """``--at``: Unix seconds or an ISO 8601 date-time (naive means UTC)."""
+def parse_instant(text: str | None, *, flag: str = "--at") -> float | None:
+    """``--at`` (or ``flag``): Unix seconds or an ISO 8601 date-time (naive means UTC)."""
     from datetime import UTC, datetime
 
     from canarypilot._exceptions import ConfigError
@@ -144,7 +144,7 @@ def parse_instant(text: str | None) -> float | None:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise ConfigError(f"--at {text!r} is neither Unix seconds nor an ISO 8601 date-time") from None
+        raise ConfigError(f"{flag} {text!r} is neither Unix seconds nor an ISO 8601 date-time") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
