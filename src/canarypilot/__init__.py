@@ -32,7 +32,7 @@ _EXPORTS = {
     "Router": "canarypilot.routing.base",
     "RouterError": "canarypilot._exceptions",
     "RouterUnavailable": "canarypilot._exceptions",
-    "Settings": "canarypilot.policy",
+    "Settings": "canarypilot.policy.sections",
     "Snapshot": "canarypilot.model",
     "StateError": "canarypilot._exceptions",
     "StaticMetrics": "canarypilot.metrics.static",
@@ -47,7 +47,7 @@ _EXPORTS = {
     "analyze": "canarypilot.api",
     "decide": "canarypilot.api",
     "judge": "canarypilot.analysis.judge",
-    "load_settings": "canarypilot.policy",
+    "load_settings": "canarypilot.policy.loader",
     "safe_weight": "canarypilot.analysis.interpolate",
 }
 

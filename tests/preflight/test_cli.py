@@ -183,3 +183,29 @@ def test_help_lists_the_exit_codes() -> None:
     result = runner.invoke(app, ["preflight", "--help"])
     assert result.exit_code == 0
     assert "Exit codes: 0 clean, 1 errors found" in " ".join(result.stdout.split())
+
+
+def test_a_list_whose_items_alias_one_large_subtree_is_refused_in_bounded_time(tmp_path: Path) -> None:
+    # 300 items aliasing one 10,000-node subtree: counted per item, each stayed under the node
+    # budget while the whole file expanded to 3 million nodes and ran out of memory.
+    import resource
+    import time
+
+    lines = [
+        "apiVersion: v1",
+        "kind: List",
+        "big: &big",
+        *[f"  k{i}: [a, b, c, d, e, f, g, h]" for i in range(1000)],
+    ]
+    lines += ["items:", *["  - {apiVersion: v1, kind: ConfigMap, data: *big}" for _ in range(300)]]
+    path = tmp_path / "list.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    assert path.stat().st_size < 64 * 1024
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.monotonic()
+    result = runner.invoke(app, ["preflight", str(path)])
+    assert result.exit_code == 2, result.output
+    assert "aliases are expanded" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert time.monotonic() - started < 10
+    grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mib < 200, f"preflight grew by {grown_mib:.0f} MiB"

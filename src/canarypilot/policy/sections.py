@@ -6,7 +6,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from string import Template
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -16,7 +17,12 @@ from canarypilot.policy.syntax import TEMPLATE_PLACEHOLDERS, label_matchers, par
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    # Strict types (`true` is not 1.0, "0.2" is not a number) and finite numbers only
+    # (`.inf` as a threshold or a pause switches a safeguard off). The environment's
+    # strings are read as YAML scalars first (see policy.loader).
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, validate_default=True, strict=True, allow_inf_nan=False
+    )
 
 
 class InterpolationPolicy(_Section):
@@ -49,7 +55,11 @@ class SLOPolicy(_Section):
     max_error_delta: float = Field(
         0.02,
         gt=0,
-        description="Roll back when error rate canary - error rate stable is above this (fraction).",
+        lt=1,
+        description=(
+            "Roll back when error rate canary - error rate stable is above this (a fraction, "
+            "below 1: the difference of two rates never exceeds 1)."
+        ),
     )
     min_canary_requests: float = Field(
         100,
@@ -245,7 +255,9 @@ class PrometheusSettings(_Section):
         None, description="Base URL, e.g. http://prometheus:9090. None: scrape the versions directly."
     )
     timeout_seconds: float = Field(5.0, gt=0, description="Per-request timeout.")
-    retries: int = Field(3, ge=0, description="Retries on connection errors and 5xx (never on 4xx).")
+    retries: int = Field(
+        3, ge=0, le=10, description="Retries on connection errors and 5xx (never on 4xx); at most 10."
+    )
     backoff_seconds: float = Field(
         0.2, ge=0, description="First retry delay; doubles each retry, with jitter."
     )
@@ -268,6 +280,16 @@ class PrometheusSettings(_Section):
     def _url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
+        if value:
+            parts = urlsplit(value)
+            try:
+                port = parts.port
+            except ValueError:  # out of range, or not a number
+                port = 0
+            if port == 0:
+                raise ValueError("has a port that is not a number from 1 to 65535")
+            if not parts.hostname:
+                raise ValueError("names no host")
         return value.rstrip("/") if value else value
 
     def __repr_args__(self) -> Any:
@@ -302,8 +324,9 @@ class ScrapeSettings(_Section):
 class RolloutPolicy(_Section):
     """How a rollout driven by canarypilot progresses."""
 
-    pauses_seconds: list[float] = Field(
+    pauses_seconds: list[Annotated[float, Field(gt=0)]] = Field(
         default_factory=lambda: [60.0, 90.0, 120.0, 180.0],
+        min_length=1,
         description=(
             "Longest stay at each weight (the article's schedule); analyses run throughout and a "
             "conclusive pass advances earlier. After the last step passes, promote."
@@ -364,7 +387,12 @@ class RolloutPolicy(_Section):
         1.0, gt=0, description="While waiting, look for pause/resume/abort/promote commands this often."
     )
     router_retries: int = Field(
-        5, ge=0, description="Retries of a router change that failed (a rollback retries this often too)."
+        5,
+        ge=0,
+        le=100,
+        description=(
+            "Retries of a router change that failed (a rollback retries this often too); at most 100."
+        ),
     )
     router_backoff_seconds: float = Field(
         0.05, ge=0, description="First delay between router retries; doubles each retry."

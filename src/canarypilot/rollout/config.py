@@ -26,13 +26,13 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from canarypilot._exceptions import ConfigError
 from canarypilot.metrics.base import MetricsProvider
 from canarypilot.model import Target
 from canarypilot.policy import PrometheusSettings, Settings, describe_validation_error
+from canarypilot.policy.documents import load_yaml
 from canarypilot.rollout.events import RolloutSpec
 from canarypilot.rollout.notify import Webhook, WebhookNotifier
 from canarypilot.routing.base import Router
@@ -41,7 +41,7 @@ MAX_FILE_BYTES = 256 * 1024
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class TargetConfig(_Strict):
@@ -184,10 +184,7 @@ def parse_rollout_file(text: str, *, source: str = "rollout file") -> RolloutFil
     """Validate a rollout file's text; ``ConfigError`` names every bad or unknown key."""
     if len(text.encode()) > MAX_FILE_BYTES:
         raise ConfigError(f"{source} is larger than {MAX_FILE_BYTES // 1024} KiB")
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{source} is not valid YAML: {exc}") from exc
+    data = load_yaml(text, source)
     if not isinstance(data, dict):
         raise ConfigError(f"{source} must be a mapping with name, target, router and metrics")
     try:
@@ -204,6 +201,8 @@ def load_rollout_file(path: str | Path) -> tuple[RolloutFile, str]:
     """The validated file and its text (the text is kept in the state directory for --resume)."""
     try:
         text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"rollout file {path} is not UTF-8 text") from None
     except OSError as exc:
         raise ConfigError(f"cannot read rollout file {path}: {exc.strerror or exc}") from exc
     return parse_rollout_file(text, source=f"rollout file {path}"), text
