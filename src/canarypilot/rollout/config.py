@@ -26,6 +26,7 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from canarypilot._exceptions import ConfigError
@@ -206,6 +207,43 @@ def load_rollout_file(path: str | Path) -> tuple[RolloutFile, str]:
     except OSError as exc:
         raise ConfigError(f"cannot read rollout file {path}: {exc.strerror or exc}") from exc
     return parse_rollout_file(text, source=f"rollout file {path}"), text
+
+
+# -- the copy kept for --resume --------------------------------------------------------------
+
+#: Stands in for a secret in the copy of the rollout file kept in the state directory.
+REDACTED = "<redacted: resume with --config>"
+_SECRET_HEADER_WORDS = ("authorization", "cookie", "token", "key", "secret", "auth")
+
+
+def stored_copy(file: RolloutFile, text: str) -> str:
+    """The rollout file as the state directory keeps it for ``--resume``: ``text`` itself
+    when it holds no secret, else the file without its secrets (tokens, passwords,
+    credentials in URLs or headers, webhook URLs), each replaced by :data:`REDACTED`."""
+    data = file.model_dump(mode="json", exclude_unset=True)
+    if not _redact(data):
+        return text
+    return "# secrets removed; resume with --config FILE\n" + yaml.safe_dump(data, sort_keys=False)
+
+
+def _redact(data: dict[str, Any]) -> bool:
+    found = False
+    for section in (data.get("prometheus"), data.get("metrics")):
+        if not isinstance(section, dict):
+            continue
+        for key in ("bearer_token", "basic_auth_password"):
+            if section.get(key):
+                section[key], found = REDACTED, True
+        headers = section.get("headers") or {}
+        for name in headers:
+            if any(word in name.lower() for word in _SECRET_HEADER_WORDS):
+                headers[name], found = REDACTED, True
+        url = section.get("url")
+        if isinstance(url, str) and "@" in url.partition("://")[2].split("/")[0]:
+            section["url"], found = REDACTED, True
+    for hook in (data.get("notifications") or {}).get("webhooks") or []:
+        hook["url"], found = REDACTED, True
+    return found
 
 
 # -- building the router and the metrics provider -------------------------------------------
