@@ -179,6 +179,18 @@ class QueryPolicy(_Section):
     error_code_regex: str = Field("5..", description="Status codes that count as errors.")
     window: str = Field("5m", description="Range of rate() and increase(): a PromQL duration.")
     quantile: float = Field(0.99, gt=0, lt=1, description="The latency quantile compared.")
+    slice_seconds: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description=(
+            "Length of one time slice of a step's history (the unit of evidence); never shorter "
+            "than two scrape intervals, so every slice's increase() has two samples."
+        ),
+    )
+    scrape_interval_seconds: float = Field(
+        15.0, gt=0, le=3600, description="How often Prometheus scrapes the versions (its scrape_interval)."
+    )
     extra_selector: str = Field(
         "", description='Extra label matchers added to every selector, e.g. namespace="prod".'
     )
@@ -477,6 +489,15 @@ class ServiceSettings(_Section):
     )
     drain_seconds: float = Field(
         20.0, ge=0, description="On SIGTERM, wait this long for in-flight requests before exiting."
+    )
+    step_lookback_seconds: float = Field(
+        1800.0,
+        gt=0,
+        le=86400,
+        description=(
+            "How far back the gate looks for the start of the current step (found from the "
+            "canary's share of requests) when Argo does not pass it."
+        ),
     )
     max_tracked_services: int = Field(
         1000, ge=1, description="Services with per-service gauges on /metrics (bounds cardinality)."
