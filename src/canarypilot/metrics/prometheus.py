@@ -203,6 +203,9 @@ class PrometheusMetrics:
                 if (target.service, v) in newest
             ]
             age = max(0.0, at - min(stamps)) if stamps else None
+            if not stamps:
+                # Counts without any newest sample cannot be: the answers disagree. No data.
+                stable, canary = VersionStats(target.stable_version), VersionStats(target.canary_version)
             out[target] = Snapshot(target, stable, canary, at=at, window_seconds=window, age_seconds=age)
         return out
 
@@ -341,7 +344,7 @@ def _decode(status: int, headers: httpx.Headers, body: bytes, query: str, url: s
         raise QueryError(f"Prometheus refused the credentials (HTTP {status}: {text})")
     try:
         payload = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than json can follow
         kind = headers.get("content-type", "no content type")
         raise MetricsUnavailable(
             f"{url} answered HTTP {status} with {kind} that is not Prometheus JSON "
@@ -364,8 +367,11 @@ def _samples(payload: Any, query: str) -> list[tuple[dict[str, str], float]]:
         raise MetricsUnavailable("Prometheus answer has no data object")
     if data.get("resultType") != "vector":
         raise QueryError(f"expected an instant vector, got {data.get('resultType')!r}", query=query)
+    result = data.get("result") or []
+    if not isinstance(result, list):
+        raise MetricsUnavailable(f"Prometheus answer's result is not a list: {result!r:.200}")
     out: list[tuple[dict[str, str], float]] = []
-    for item in data.get("result") or []:
+    for item in result:
         try:
             labels = item["metric"]
             raw = item["value"][1]
@@ -418,9 +424,17 @@ def _stats(
 ) -> VersionStats:
     key = (service, version)
     count = requests.get(key)
+    failed = errors.get(key, 0.0)  # no 5xx series while requests exist: no errors
+    if (
+        count is not None
+        and math.isfinite(count)
+        and math.isfinite(failed)
+        and not 0 <= failed <= count * (1 + 1e-9) + 1e-9
+    ):
+        # Negative counts, or more errors than requests, cannot be measured: no data.
+        return VersionStats(version)
     error_rate: float | None = None
     if count is not None and math.isfinite(count):
-        failed = errors.get(key, 0.0)  # no 5xx series while requests exist: no errors
         error_rate = failed / count if count > 0 else math.nan
     return VersionStats(
         version,
