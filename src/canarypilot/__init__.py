@@ -18,7 +18,6 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "Action": "canarypilot.model",
-    "CanaryFailed": "canarypilot._exceptions",
     "CanaryPilotError": "canarypilot._exceptions",
     "Clock": "canarypilot.clock",
     "ConfigError": "canarypilot._exceptions",
@@ -69,7 +68,6 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from canarypilot._exceptions import (
-        CanaryFailed,
         CanaryPilotError,
         ConfigError,
         MetricsUnavailable,

@@ -194,3 +194,42 @@ async def test_impossible_backend_values_are_no_data_never_proceed(what: str) ->
         async with provider(server.url) as p:
             decision = await analyze(SERVICE, provider=p)
     assert decision.status is Status.HOLD, decision
+
+
+async def test_retry_after_is_waited_and_passed_on_to_the_caller() -> None:
+    slept: list[float] = []
+
+    async def record(seconds: float) -> None:
+        slept.append(seconds)
+
+    busy = Reply(503, b"busy", "text/plain", headers=(("Retry-After", "3"),))
+    with ScriptedPrometheus([busy, busy, busy]) as server:
+        settings = PrometheusSettings(url=server.url, retries=2, backoff_seconds=0.01, deadline_seconds=30)
+        async with PrometheusMetrics(settings, sleep=record) as p:
+            with pytest.raises(MetricsUnavailable, match="HTTP 503") as caught:
+                await p.snapshot(TARGET)
+    assert slept and set(slept) == {3.0}, "the server's Retry-After, not the 0.01 s backoff"
+    assert caught.value.delay == 3.0, "serve answers Retry-After: 3 in turn"
+
+
+async def test_a_hanging_prometheus_is_answered_within_the_deadline() -> None:
+    # With 5 s per attempt and 3 retries a hanging Prometheus took 21.5 s, past the gate's
+    # timeoutSeconds of 10: Argo only ever recorded timeouts (issue 12).
+    with ScriptedPrometheus([Reply(delay=10.0)]) as server:
+        settings = PrometheusSettings(url=server.url, timeout_seconds=5, retries=3, deadline_seconds=1.0)
+        async with PrometheusMetrics(settings) as p:
+            started = time.monotonic()
+            with pytest.raises(MetricsUnavailable, match="no answer"):
+                await p.snapshot(TARGET)
+            elapsed = time.monotonic() - started
+    assert elapsed < 1.5, f"answered after {elapsed:.2f}s, deadline 1 s"
+
+
+def test_the_rendered_gate_waits_longer_than_the_analyzer_may_take() -> None:
+    from canarypilot.render.argo import ArgoOptions, gate_template
+
+    for deadline in (8.0, 3.5, 20.0):
+        settings = Settings().merged({"prometheus": {"deadline_seconds": deadline}})
+        options = ArgoOptions(service="payment-api", image="registry/payment-api:v2")
+        web = gate_template(options, settings)["spec"]["metrics"][0]["provider"]["web"]
+        assert web["timeoutSeconds"] >= deadline + 1

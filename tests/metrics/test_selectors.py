@@ -109,7 +109,7 @@ def test_template_override_is_used_verbatim_with_placeholders_filled() -> None:
         ("zone='eu-1'", [("zone", "=", "eu-1")]),
         ("path=`C:\\dir`", [("path", "=", "C:\\dir")]),  # raw: no escapes
         ('name="caf\\u00e9", k="\\x41\\101"', [("name", "=", "caf\u00e9"), ("k", "=", "AA")]),
-        ("quote='say \"hi\"', other=\"it's\"", [("quote", "=", 'say "hi"'), ("other", "=", "it's")]),
+        ('quote=\'say "hi"\', other="it\'s"', [("quote", "=", 'say "hi"'), ("other", "=", "it's")]),
         ('namespace="prod",', [("namespace", "=", "prod")]),  # PromQL allows a trailing comma
     ],
 )

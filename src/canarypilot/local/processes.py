@@ -18,7 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from canarypilot._exceptions import ConfigError, TemporaryError
+from canarypilot._exceptions import ConfigError, PermanentError, TemporaryError
 
 
 def free_port() -> int:
@@ -106,7 +106,9 @@ class LocalServer:
             while not self._ready():
                 if not self.process.running:
                     code = self.process.proc.returncode
-                    raise TemporaryError(f"{self.name} exited with code {code}:\n{self._diagnostics()}")
+                    # It stopped by itself (a bad rule file, a port taken): starting it again
+                    # with the same configuration ends the same way.
+                    raise PermanentError(f"{self.name} exited with code {code}:\n{self._diagnostics()}")
                 if time.monotonic() >= deadline:
                     raise TemporaryError(f"{self.name} not ready after {timeout:g}s:\n{self._diagnostics()}")
                 time.sleep(0.05)

@@ -273,6 +273,14 @@ class PrometheusSettings(_Section):
     backoff_seconds: float = Field(
         0.2, ge=0, description="First retry delay; doubles each retry, with jitter."
     )
+    deadline_seconds: float = Field(
+        8.0,
+        gt=0,
+        description=(
+            "All attempts of one query, retries and their waits included, end within this: keep it "
+            "below the caller's timeout (render argo sets the gate's timeoutSeconds to this + 2)."
+        ),
+    )
     bearer_token: str | None = Field(
         None, description="Sent as Authorization: Bearer. Never logged.", repr=False
     )
