@@ -510,6 +510,20 @@ class ServiceSettings(_Section):
     max_tracked_services: int = Field(
         1000, ge=1, description="Services with per-service gauges on /metrics (bounds cardinality)."
     )
+    max_connections: int = Field(
+        200, ge=1, description="Open connections served at once; requests beyond get 503 at once."
+    )
+    header_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="A request's line and headers must arrive within this, or the connection is closed.",
+    )
+    max_header_bytes: int = Field(
+        16384, ge=1024, description="Largest request line plus headers accepted (400 above)."
+    )
+    keepalive_seconds: float = Field(
+        5.0, gt=0, description="An idle connection between two requests is closed after this."
+    )
 
 
 class Settings(_Section):
