@@ -68,7 +68,7 @@ class PrometheusMetrics:
         if not settings.url:
             raise ConfigError("no Prometheus URL: pass --prometheus URL or set prometheus.url")
         self.settings = settings
-        self.query = query or QueryPolicy()  # type: ignore[call-arg]
+        self.query = query or QueryPolicy()
         self._now = now
         self._sleep = sleep
         self.queries_sent = 0

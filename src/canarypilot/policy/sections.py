@@ -529,15 +529,15 @@ class ServiceSettings(_Section):
 class Settings(_Section):
     """All settings. Each section is documented in README.md, "Configuration"."""
 
-    interpolation: InterpolationPolicy = Field(default_factory=InterpolationPolicy)  # type: ignore[arg-type]
-    slo: SLOPolicy = Field(default_factory=SLOPolicy)  # type: ignore[arg-type]
-    breaker: BreakerPolicy = Field(default_factory=BreakerPolicy)  # type: ignore[arg-type]
-    query: QueryPolicy = Field(default_factory=QueryPolicy)  # type: ignore[arg-type]
-    prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)  # type: ignore[arg-type]
-    scrape: ScrapeSettings = Field(default_factory=ScrapeSettings)  # type: ignore[arg-type]
-    rollout: RolloutPolicy = Field(default_factory=RolloutPolicy)  # type: ignore[arg-type]
-    monitoring: MonitoringPolicy = Field(default_factory=MonitoringPolicy)  # type: ignore[arg-type]
-    service: ServiceSettings = Field(default_factory=ServiceSettings)  # type: ignore[arg-type]
+    interpolation: InterpolationPolicy = Field(default_factory=InterpolationPolicy)
+    slo: SLOPolicy = Field(default_factory=SLOPolicy)
+    breaker: BreakerPolicy = Field(default_factory=BreakerPolicy)
+    query: QueryPolicy = Field(default_factory=QueryPolicy)
+    prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
+    scrape: ScrapeSettings = Field(default_factory=ScrapeSettings)
+    rollout: RolloutPolicy = Field(default_factory=RolloutPolicy)
+    monitoring: MonitoringPolicy = Field(default_factory=MonitoringPolicy)
+    service: ServiceSettings = Field(default_factory=ServiceSettings)
 
     def merged(self, overrides: Mapping[str, Any]) -> Settings:
         """A copy with ``overrides`` (nested dicts, ``None`` values ignored) applied and validated."""

@@ -87,7 +87,7 @@ class IngressConfig(_Strict):
     stable_ingress: str
     canary_service: str = Field(description="Service of the canary pods; the clone points at it.")
     canary_ingress: str | None = Field(None, description="Default: <stable_ingress>-canary.")
-    kubernetes: KubernetesConfig = Field(default_factory=KubernetesConfig)  # type: ignore[arg-type]
+    kubernetes: KubernetesConfig = Field(default_factory=KubernetesConfig)
 
 
 class GatewayConfig(_Strict):
@@ -97,14 +97,14 @@ class GatewayConfig(_Strict):
     stable_service: str
     canary_service: str
     rule: int = Field(0, ge=0, description="Index of the rule in spec.rules.")
-    kubernetes: KubernetesConfig = Field(default_factory=KubernetesConfig)  # type: ignore[arg-type]
+    kubernetes: KubernetesConfig = Field(default_factory=KubernetesConfig)
 
 
 class ArgoConfig(_Strict):
     type: Literal["argo"]
     namespace: str
     rollout: str = Field(description="The Argo Rollout; Argo owns the routing and the steps.")
-    kubernetes: KubernetesConfig = Field(default_factory=KubernetesConfig)  # type: ignore[arg-type]
+    kubernetes: KubernetesConfig = Field(default_factory=KubernetesConfig)
 
 
 RouterConfig = Annotated[
@@ -142,7 +142,7 @@ class RolloutFile(Settings):
     target: TargetConfig
     router: RouterConfig
     metrics: MetricsConfig | None = None
-    notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)  # type: ignore[arg-type]
+    notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
 
     def metrics_source(self) -> PrometheusMetricsConfig | ScrapeMetricsConfig:
         """``metrics:`` when given, else ``prometheus.url``, else ``scrape.targets``."""
@@ -164,7 +164,7 @@ class RolloutFile(Settings):
         prometheus = (
             PrometheusSettings(**source.model_dump(exclude={"type"}))
             if isinstance(source, PrometheusMetricsConfig)
-            else PrometheusSettings()  # type: ignore[call-arg]
+            else PrometheusSettings()
         )
         scrape = (
             self.scrape.model_copy(update=source.model_dump(exclude={"type"}))
