@@ -83,8 +83,8 @@ class Slicing:
 
     @property
     def length(self) -> float:
-        """Whole seconds (a PromQL range), at least two scrape intervals."""
-        return float(math.ceil(max(self.slice_seconds, 2 * self.scrape_interval) - 1e-9))
+        """At least two scrape intervals, in whole milliseconds (a PromQL range)."""
+        return math.ceil(max(self.slice_seconds, 2 * self.scrape_interval) * 1000 - 1e-6) / 1000
 
     def ends(self, since: float, at: float) -> tuple[float, ...]:
         """The end of every slice wholly inside ``[since, at - lag]``, oldest first.

@@ -42,7 +42,7 @@ async def fetch_histories(
         return {}
     q = provider.query
     oldest, ends = fetch_range(steps, slicing, at)
-    sliced = q.model_copy(update={"window": f"{int(slicing.length)}s"})
+    sliced = q.model_copy(update={"window": f"{round(slicing.length * 1000)}ms"})
     targets = [s.target for s in steps]
     sel = selector(q, sorted({t.service for t in targets}), _versions(targets))
     by = f"{q.job_label}, {q.version_label}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
@@ -67,8 +68,14 @@ class StaticMetrics:
         begin = at - self._window if since is None else since
         ends = slicing.ends(begin, at)
         share = slicing.length / self._window
+        grid = _bounds(self.stable, self.canary)
         slices = tuple(
-            Slice(end - slicing.length, end, _scaled(self.stable, share), _scaled(self.canary, share))
+            Slice(
+                end - slicing.length,
+                end,
+                _scaled(self.stable, share, grid),
+                _scaled(self.canary, share, grid),
+            )
             for end in ends
         )
         summed = summarize(target, slices, since=begin, at=at, quantile=0.99, age=None)
@@ -93,7 +100,7 @@ class StaticMetrics:
         return self.online
 
 
-def _scaled(stats: VersionStats, share: float) -> SliceCounts:
+def _scaled(stats: VersionStats, share: float, bounds: Sequence[float]) -> SliceCounts:
     if stats.requests is None:
         return SliceCounts(None, None)
     requests = stats.requests * share
@@ -101,4 +108,30 @@ def _scaled(stats: VersionStats, share: float) -> SliceCounts:
     buckets = None
     if stats.latency_buckets is not None:
         buckets = tuple((bound, count * share) for bound, count in stats.latency_buckets)
+    elif stats.p99_seconds is not None and math.isfinite(stats.p99_seconds) and stats.p99_seconds > 0:
+        buckets = histogram_with_p99(stats.p99_seconds, requests, bounds)
     return SliceCounts(requests, errors, buckets)
+
+
+def histogram_with_p99(p99: float, count: float, bounds: Sequence[float]) -> tuple[tuple[float, float], ...]:
+    """Cumulative buckets at ``bounds`` (plus ``+Inf``) of ``count`` latencies spread evenly:
+    99 % up to ``p99``, the rest up to twice it. With ``p99`` among the bounds,
+    ``histogram_quantile(0.99)`` gives ``p99`` exactly, and versions given the same bounds
+    can be compared bucket by bucket.
+
+    >>> histogram_with_p99(0.2, 100, [0.1, 0.2, 0.4])
+    ((0.1, 49.5), (0.2, 99.0), (0.4, 100.0), (inf, 100))
+    """
+
+    def below(bound: float) -> float:
+        if bound <= p99:
+            return 0.99 * count * bound / p99
+        return count * min(1.0, 0.99 + 0.01 * (bound - p99) / p99)
+
+    return (*((b, below(b)) for b in sorted(set(bounds))), (math.inf, count))
+
+
+def _bounds(*stats: VersionStats) -> list[float]:
+    """Bucket bounds holding every version's p99 and twice it."""
+    p99s = [s.p99_seconds for s in stats if s.p99_seconds is not None and math.isfinite(s.p99_seconds)]
+    return sorted({b for p in p99s if p > 0 for b in (p, 2 * p)})
