@@ -18,7 +18,6 @@ from canarypilot._version import __version__ as __version__
 
 _EXPORTS = {
     "Action": "canarypilot.model",
-    "CanaryFailed": "canarypilot._exceptions",
     "CanaryPilotError": "canarypilot._exceptions",
     "Clock": "canarypilot.clock",
     "ConfigError": "canarypilot._exceptions",
@@ -32,7 +31,7 @@ _EXPORTS = {
     "Router": "canarypilot.routing.base",
     "RouterError": "canarypilot._exceptions",
     "RouterUnavailable": "canarypilot._exceptions",
-    "Settings": "canarypilot.policy",
+    "Settings": "canarypilot.policy.sections",
     "Snapshot": "canarypilot.model",
     "StateError": "canarypilot._exceptions",
     "StaticMetrics": "canarypilot.metrics.static",
@@ -47,7 +46,7 @@ _EXPORTS = {
     "analyze": "canarypilot.api",
     "decide": "canarypilot.api",
     "judge": "canarypilot.analysis.judge",
-    "load_settings": "canarypilot.policy",
+    "load_settings": "canarypilot.policy.loader",
     "safe_weight": "canarypilot.analysis.interpolate",
 }
 
@@ -69,7 +68,6 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from canarypilot._exceptions import (
-        CanaryFailed,
         CanaryPilotError,
         ConfigError,
         MetricsUnavailable,

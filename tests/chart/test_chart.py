@@ -26,8 +26,8 @@ from canarypilot.render.argo import ArgoOptions, analyzer_objects, gate_template
 from canarypilot.render.chart import chart_files
 from tests.chart.helm import HELM_VERSION, helm, helm_binary
 from tests.render.test_argo_manifests import unknown_fields
-from tests.support.argo_crds import argo_crds
 from tests.support.gobuild import BuildFailed, go_binary
+from tests.support.gomodules import argo_crds
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -127,7 +127,7 @@ def test_the_chart_lints_and_every_object_validates(helm_bin: Path, tmp_path: Pa
     ]  # fmt: skip
     go = go_binary()
     assert go is not None
-    crds = argo_crds(go, "v1.7.2")
+    crds = argo_crds("v1.7.2")
     schemas = {
         kind: yaml.safe_load((crds / name).read_text())["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
         for kind, name in (

@@ -26,7 +26,7 @@ from tests.cluster.apiserver import (
 )
 from tests.cluster.binaries import BuildFailed, ensure_binaries, go_binary
 from tests.cluster.controllers import gateway_api_crd
-from tests.support.argo_crds import argo_crds
+from tests.support.gomodules import argo_crds
 
 _namespaces = itertools.count(1)
 
@@ -45,7 +45,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     if binaries.built_seconds is not None:
         print(f"built the Kubernetes binaries and etcd in {binaries.built_seconds:.0f}s")
     try:
-        crds = [gateway_api_crd(go), argo_crds(go, "v1.7.2") / "rollout-crd.yaml"]
+        crds = [gateway_api_crd(go), argo_crds("v1.7.2") / "rollout-crd.yaml"]
     except BuildFailed as exc:
         pytest.fail(f"fetching the CRDs failed: {exc}")
     workdir = tmp_path_factory.mktemp("cluster")

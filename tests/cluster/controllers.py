@@ -20,8 +20,9 @@ from pathlib import Path
 
 from canarypilot.local.processes import LocalServer, answers_http, free_port
 from tests.cluster.binaries import CACHE as KUBERNETES_CACHE
-from tests.support.argo_crds import ARGO_MODULE, argo_crds
 from tests.support.gobuild import build_key, cache_dir, cached_build, go_build, module_dir
+from tests.support.gomodules import ARGO_ROLLOUTS as ARGO_MODULE
+from tests.support.gomodules import argo_crds
 
 HERE = Path(__file__).resolve().parent
 KWOK_VERSION = "v0.8.0"
@@ -75,7 +76,7 @@ def gateway_api_crd(go: str) -> Path:
 
 def argo_crd_files(go: str, version: str) -> list[Path]:
     """Every CRD of that Argo release, from its module's manifests/crds/."""
-    return sorted(argo_crds(go, version).glob("*-crd.yaml"))
+    return sorted(argo_crds(version).glob("*-crd.yaml"))
 
 
 class _HealthzServer(LocalServer):

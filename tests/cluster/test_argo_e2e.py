@@ -47,7 +47,7 @@ from tests.support.image import ImageUnavailable, build_image, serve_container
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-ARTICLE = Path(__file__).resolve().parents[1] / "data" / "article-manifests.yaml"
+ARTICLE = Path(__file__).resolve().parents[1] / "data" / "article-cluster-manifests.yaml"
 FAST = {"warmup_seconds": 1, "observe_seconds": 2, "interval_seconds": 1}
 ROLLOUT_TIMEOUT = 150.0
 

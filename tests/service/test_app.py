@@ -124,10 +124,14 @@ async def test_bad_query_parameters_are_422_naming_the_field(
         (b'{"service": 7}', "service"),
         (b'{"service": "api", "target_weight": true}', "target_weight"),
         (b'{"service": "api", "weight": 5}', "weight"),
+        # Issue 12, defect 5: these three were 500s (AssertionError, OverflowError, RecursionError).
+        (b'{"service": null}', "service"),
+        (b'{"service": "api", "target_weight": 1' + b"0" * 400 + b"}", "target_weight"),
+        (b"[" * 8_000 + b"]" * 8_000, "body"),
     ],
 )
 async def test_bad_bodies_are_422_naming_the_field(body: bytes, field: str) -> None:
-    http, _ = client(STABLE)
+    http, _ = client(STABLE, max_body_bytes=32_768)
     async with http:
         answer = await http.post("/analyze", content=body)
     assert answer.status_code == 422 and answer.json()["field"] == field

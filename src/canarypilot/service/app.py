@@ -141,7 +141,7 @@ def create_app(
             decision = await analyzer.decision(asked.target)
         except TemporaryError as exc:  # unreachable or failing: Argo retries an Error
             error = "metrics backend unavailable" if isinstance(exc, MetricsUnavailable) else "backend failed"
-            retry = {"Retry-After": str(max(1, round(exc.delay)))}
+            retry = {"Retry-After": str(max(1, round(exc.delay or 1)))}
             return backend_failure(request, 503, "unavailable", error, exc, retry)
         except PermanentError as exc:  # the query was refused: a configuration problem
             return backend_failure(request, 502, "rejected", "metrics backend rejected the query", exc)

@@ -52,7 +52,7 @@ def from_body(body: bytes, query: QueryPolicy) -> AnalyzeRequest:
     """Parse POST /analyze's JSON object."""
     try:
         data = json.loads(body) if body.strip() else None
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deep
         raise InvalidRequest("body", "the body is not valid JSON") from None
     if not isinstance(data, dict):
         raise InvalidRequest("body", 'the body must be a JSON object such as {"service": "payment-api"}')
@@ -63,8 +63,8 @@ def _build(fields: Mapping[str, Any], query: QueryPolicy) -> AnalyzeRequest:
     for key in fields:
         if key not in FIELDS:
             raise InvalidRequest(_shown(key), f"unknown field {_shown(key)!r}; known: {', '.join(FIELDS)}")
-    if "service" not in fields:
-        raise InvalidRequest("service", "field 'service' is required")
+    if fields.get("service") is None:
+        raise InvalidRequest("service", "field 'service' is required (a string)")
     service = _name(fields, "service", "service name")
     canary = _name(fields, "canary_version", "canary version") or query.canary_version
     stable = _name(fields, "stable_version", "stable version") or query.stable_version
@@ -96,7 +96,7 @@ def _weight(value: Any) -> float | None:
         raise InvalidRequest("target_weight", "target_weight must be a number from 0 to 100")
     try:
         weight = float(value)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: an integer too large for a float
         raise InvalidRequest("target_weight", "target_weight must be a number from 0 to 100") from None
     if not math.isfinite(weight) or not 0 <= weight <= 100:
         raise InvalidRequest("target_weight", "target_weight must be a number from 0 to 100")
