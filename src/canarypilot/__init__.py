@@ -18,7 +18,6 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "Action": "canarypilot.model",
-    "CanaryFailed": "canarypilot._exceptions",
     "CanaryPilotError": "canarypilot._exceptions",
     "Clock": "canarypilot.clock",
     "ConfigError": "canarypilot._exceptions",
@@ -32,7 +31,7 @@ _EXPORTS = {
     "Router": "canarypilot.routing.base",
     "RouterError": "canarypilot._exceptions",
     "RouterUnavailable": "canarypilot._exceptions",
-    "Settings": "canarypilot.policy",
+    "Settings": "canarypilot.policy.sections",
     "Snapshot": "canarypilot.model",
     "StateError": "canarypilot._exceptions",
     "StaticMetrics": "canarypilot.metrics.static",
@@ -45,9 +44,9 @@ _EXPORTS = {
     "Violation": "canarypilot.model",
     "ViolationKind": "canarypilot.model",
     "analyze": "canarypilot.api",
-    "decide": "canarypilot.api",
+    "decide": "canarypilot.analysis.decide",
     "judge": "canarypilot.analysis.judge",
-    "load_settings": "canarypilot.policy",
+    "load_settings": "canarypilot.policy.loader",
     "safe_weight": "canarypilot.analysis.interpolate",
 }
 
@@ -69,7 +68,6 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from canarypilot._exceptions import (
-        CanaryFailed,
         CanaryPilotError,
         ConfigError,
         MetricsUnavailable,
@@ -80,9 +78,10 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         StateError,
         TemporaryError,
     )
+    from canarypilot.analysis.decide import decide
     from canarypilot.analysis.interpolate import safe_weight
     from canarypilot.analysis.judge import judge
-    from canarypilot.api import analyze, decide
+    from canarypilot.api import analyze
     from canarypilot.clock import Clock, FakeClock, SystemClock
     from canarypilot.metrics.base import MetricsProvider
     from canarypilot.metrics.static import StaticMetrics

@@ -4,17 +4,20 @@ The tree::
 
     CanaryPilotError                 base of everything below
     ├── ConfigError                  give up now: the settings or the input are wrong (exit 2)
-    ├── TemporaryError(delay=…)      retry later: a backend did not answer, or answered 5xx
+    ├── TemporaryError(delay=…)      retry later (after ``delay``, from Retry-After, if set): a
+    │                                backend did not answer, or answered 5xx or 429
     │   ├── MetricsUnavailable       the metrics backend is unreachable or failing (exit 1)
     │   └── RouterUnavailable        the traffic router did not answer
-    ├── PermanentError               give up now: retrying the same call cannot help
-    │   ├── QueryError               the metrics backend rejected a query (it carries the query)
-    │   ├── RouterError              the traffic router refused a change
-    │   └── StateError               the persisted rollout state is unusable
-    └── CanaryFailed                 the canary is bad: roll back
+    └── PermanentError               give up now: retrying the same call cannot help
+        ├── QueryError               the metrics backend rejected a query (it carries the query)
+        ├── RouterError              the traffic router refused a change
+        └── StateError               the persisted rollout state is unusable
+
+A bad canary is not an exception: it is a ``Decision`` whose status is ``rollback``.
 
 Third-party errors (httpx, subprocess, sqlite) are wrapped in these with
-``raise … from exc`` so callers never catch another library's exceptions.
+``raise … from exc`` so callers never catch another library's exceptions, and
+:func:`canarypilot.retry.retrying` retries a ``TemporaryError`` only.
 """
 
 from __future__ import annotations
@@ -29,9 +32,13 @@ class ConfigError(CanaryPilotError):
 
 
 class TemporaryError(CanaryPilotError):
-    """A dependency failed in a way that may pass; retry after ``delay`` seconds."""
+    """A dependency failed in a way that may pass; retry later.
 
-    def __init__(self, message: str, *, delay: float = 1.0) -> None:
+    ``delay`` is how long the dependency asked to be left alone (HTTP ``Retry-After``),
+    when it said; ``None``: the caller's own backoff decides (see :mod:`canarypilot.retry`).
+    """
+
+    def __init__(self, message: str, *, delay: float | None = None) -> None:
         super().__init__(message)
         self.delay = delay
 
@@ -62,7 +69,3 @@ class RouterError(PermanentError):
 
 class StateError(PermanentError):
     """The rollout state directory is missing, corrupt, or owned by another rollout."""
-
-
-class CanaryFailed(CanaryPilotError):
-    """The canary violated its SLO and must be rolled back."""

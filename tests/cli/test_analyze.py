@@ -197,7 +197,7 @@ def test_unreadable_or_invalid_config_is_a_config_error(tmp_path: Path) -> None:
     code, _, err = analyze("http://127.0.0.1:9", "--config", str(tmp_path / "absent.yaml"))
     assert code == 2 and "cannot read config file" in one_error_line(err)
     code, _, err = analyze("http://127.0.0.1:9", "--config", write(tmp_path, "slo: [unclosed"))
-    assert code == 2 and "not valid YAML" in err
+    assert code == 2 and "canarypilot.yaml:1: invalid YAML" in err
 
 
 def test_file_then_environment_then_flags(tmp_path: Path, server: ScriptedPrometheus) -> None:

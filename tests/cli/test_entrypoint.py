@@ -51,3 +51,24 @@ def test_command_list_shows_one_sentence_each(capsys: pytest.CaptureFixture[str]
     assert code == 0
     assert "analyze" in out and "rollout" in out
     assert "Exit codes" not in out  # the full text stays on `canarypilot COMMAND --help`
+
+
+def test_a_usage_error_raised_inside_a_command_stays_a_usage_error() -> None:
+    # typer raises its own bundled click's exceptions; friendly_errors once caught only the
+    # separate click package's, and turned a typer.BadParameter into "internal error", exit 1.
+    import typer
+    from typer.testing import CliRunner
+
+    from canarypilot.cli.common import friendly_errors
+
+    probe = typer.Typer()
+
+    @probe.command()
+    def check(value: str) -> None:
+        with friendly_errors():
+            raise typer.BadParameter(f"{value!r} is not a weight", param_hint="--weight")
+
+    result = CliRunner().invoke(probe, ["heavy"])
+    assert result.exit_code == 2
+    assert "'heavy' is not a weight" in result.output
+    assert "internal error" not in result.output

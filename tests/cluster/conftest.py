@@ -8,7 +8,6 @@ Each test gets its own namespace, so tests never see each other's objects.
 from __future__ import annotations
 
 import itertools
-import json
 import secrets
 import subprocess
 import time
@@ -26,31 +25,19 @@ from tests.cluster.apiserver import (
     install_crds,
     write_kubeconfig,
 )
-from tests.cluster.binaries import CACHE, BuildFailed, ensure_binaries, go_binary
-from tests.support.gobuild import go_env
+from tests.cluster.binaries import BuildFailed, ensure_binaries, go_binary
+from tests.support.gomodules import ModuleUnavailable, argo_crds, module_dir
 
-GATEWAY_API = "sigs.k8s.io/gateway-api@v1.2.1"
-ARGO_CRDS = Path(__file__).resolve().parents[2].parent / "shared" / "schemas" / "argo-rollouts" / "v1.7.2"
+GATEWAY_API = ("sigs.k8s.io/gateway-api", "v1.2.1")
 _namespaces = itertools.count(1)
 
 
-def gateway_api_crd(go: str) -> Path:
+def gateway_api_crd() -> Path:
     """The standard-channel HTTPRoute CRD, from the Gateway API Go module."""
-    CACHE.mkdir(parents=True, exist_ok=True)
-    result = subprocess.run(
-        [go, "mod", "download", "-json", GATEWAY_API],
-        cwd=CACHE,
-        env=go_env(CACHE),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    if result.returncode != 0:
-        pytest.fail(
-            f"`go mod download {GATEWAY_API}` failed:\n{result.stderr[-2000:]}{result.stdout[-2000:]}"
-        )
-    folder = Path(json.loads(result.stdout)["Dir"]) / "config" / "crd" / "standard"
+    try:
+        folder = module_dir(*GATEWAY_API) / "config" / "crd" / "standard"
+    except ModuleUnavailable as exc:
+        pytest.fail(str(exc))
     return folder / "gateway.networking.k8s.io_httproutes.yaml"
 
 
@@ -67,7 +54,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         pytest.fail(f"building kube-apiserver/etcd took longer than {exc.timeout:g}s")
     if binaries.built_seconds is not None:
         print(f"built kube-apiserver and etcd in {binaries.built_seconds:.0f}s")
-    crds = [gateway_api_crd(go), ARGO_CRDS / "rollout-crd.yaml"]
+    crds = [gateway_api_crd(), argo_crds("v1.7.2") / "rollout-crd.yaml"]
     workdir = tmp_path_factory.mktemp("cluster")
     token = secrets.token_urlsafe(24)
     started = time.monotonic()

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from canarypilot.demo import FAST, SCENARIOS, Backend, Behaviour, DemoOptions, Expected, Scenario, run_demo
-from canarypilot.demo.runner import DemoResult, Processes
+from canarypilot.demo.children import Processes
+from canarypilot.demo.runner import DemoResult
 from canarypilot.local.processes import require
 from canarypilot.rollout.events import EventKind
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from canarypilot._exceptions import TemporaryError
+from canarypilot._exceptions import PermanentError
 from canarypilot.local.haproxy import LocalHAProxy
 from canarypilot.local.nginx import LocalNginx
 from canarypilot.local.processes import answers_http, free_port
@@ -29,7 +29,7 @@ def test_a_server_that_dies_at_start_says_why_and_leaves_nothing(tmp_path: Path)
     broken = tmp_path / "rules.yml"
     broken.write_text("groups: [{name: x, rules: [{record: 'bad name', expr: 'up'}]}]\n")
     prom = LocalPrometheus(tmp_path / "prom", rule_files=[broken])
-    with pytest.raises(TemporaryError, match="prometheus exited with code") as err:
+    with pytest.raises(PermanentError, match="prometheus exited with code") as err:
         prom.start(timeout=30)
     assert "bad name" in str(err.value) or "rule" in str(err.value)
     assert prom.process is None

@@ -57,6 +57,7 @@ class Reply:
     body: bytes | None = None
     content_type: str = "application/json"
     delay: float = 0.0
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 OK = Reply()
@@ -115,6 +116,8 @@ class ScriptedPrometheus:
                 self.send_response(reply.status)
                 self.send_header("Content-Type", reply.content_type)
                 self.send_header("Content-Length", str(len(body)))
+                for name, value in reply.headers:
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(body)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import logging
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -17,7 +18,7 @@ from canarypilot import MetricsUnavailable, QueryError, Settings, Status, Target
 from canarypilot.local.processes import free_port
 from canarypilot.metrics.prometheus import PrometheusMetrics
 from canarypilot.policy import PrometheusSettings
-from tests.metrics.fault_server import OK, SERVICE, Reply, ScriptedPrometheus
+from tests.metrics.fault_server import OK, SERVICE, Reply, ScriptedPrometheus, healthy_body
 
 TARGET = Target(SERVICE)
 TOKEN = "s3cr3t-token-value-42"
@@ -93,8 +94,11 @@ async def test_400_is_never_retried_and_names_the_query() -> None:
         (Reply(200, b'{"status":"success","data":{"resultType":"vec'), "not Prometheus JSON"),
         (Reply(200, b'{"status":"success"}'), "no data object"),
         (Reply(200, b'{"status":"success","data":{"resultType":"vector","result":[{}]}}'), "malformed"),
+        # Issue 12, defect 6: these two escaped the provider's error handling as a 500.
+        (Reply(200, b'{"status":"success","data":{"resultType":"vector","result":5}}'), "not a list"),
+        (Reply(200, b"[" * 200_000 + b"]" * 200_000), "not Prometheus JSON"),
     ],
-    ids=["html", "truncated-json", "no-data", "sample-without-value"],
+    ids=["html", "truncated-json", "no-data", "sample-without-value", "result-not-a-list", "nested-deep"],
 )
 async def test_garbage_answers_are_metrics_unavailable_never_proceed(reply: Reply, expected: str) -> None:
     with ScriptedPrometheus([reply]) as server:
@@ -166,3 +170,66 @@ async def test_facade_analyze_with_settings_reaches_the_server() -> None:
         decision = await analyze(SERVICE, prometheus=server.url, settings=settings, at=1_700_000_000.0)
     assert decision.status is Status.PROCEED
     assert all(s.query for s in server.seen)
+
+
+def _impossible(what: str) -> Callable[[str, float], bytes]:
+    def answer(query: str, at: float) -> bytes:
+        body = healthy_body(query, at)
+        if what == "negative" and "code" not in query and "timestamp(" not in query and "le," not in query:
+            return body.replace(b'"3000"', b'"-3000"')
+        if what == "more-errors" and "code" in query:
+            return body.replace(b'"3"', b'"5000"')
+        if what == "no-staleness" and "timestamp(" in query:
+            return b'{"status":"success","data":{"resultType":"vector","result":[]}}'
+        return body
+
+    return answer
+
+
+@pytest.mark.parametrize("what", ["negative", "more-errors", "no-staleness"])
+async def test_impossible_backend_values_are_no_data_never_proceed(what: str) -> None:
+    # Negative request counts, more errors than requests, or counts with no newest sample
+    # cannot be measured; they once led to proceed (issue 12).
+    with ScriptedPrometheus(answer=_impossible(what)) as server:
+        async with provider(server.url) as p:
+            decision = await analyze(SERVICE, provider=p)
+    assert decision.status is Status.HOLD, decision
+
+
+async def test_retry_after_is_waited_and_passed_on_to_the_caller() -> None:
+    slept: list[float] = []
+
+    async def record(seconds: float) -> None:
+        slept.append(seconds)
+
+    busy = Reply(503, b"busy", "text/plain", headers=(("Retry-After", "3"),))
+    with ScriptedPrometheus([busy, busy, busy]) as server:
+        settings = PrometheusSettings(url=server.url, retries=2, backoff_seconds=0.01, deadline_seconds=30)
+        async with PrometheusMetrics(settings, sleep=record) as p:
+            with pytest.raises(MetricsUnavailable, match="HTTP 503") as caught:
+                await p.snapshot(TARGET)
+    assert slept and set(slept) == {3.0}, "the server's Retry-After, not the 0.01 s backoff"
+    assert caught.value.delay == 3.0, "serve answers Retry-After: 3 in turn"
+
+
+async def test_a_hanging_prometheus_is_answered_within_the_deadline() -> None:
+    # With 5 s per attempt and 3 retries a hanging Prometheus took 21.5 s, past the gate's
+    # timeoutSeconds of 10: Argo only ever recorded timeouts (issue 12).
+    with ScriptedPrometheus([Reply(delay=10.0)]) as server:
+        settings = PrometheusSettings(url=server.url, timeout_seconds=5, retries=3, deadline_seconds=1.0)
+        async with PrometheusMetrics(settings) as p:
+            started = time.monotonic()
+            with pytest.raises(MetricsUnavailable, match="no answer"):
+                await p.snapshot(TARGET)
+            elapsed = time.monotonic() - started
+    assert elapsed < 1.5, f"answered after {elapsed:.2f}s, deadline 1 s"
+
+
+def test_the_rendered_gate_waits_longer_than_the_analyzer_may_take() -> None:
+    from canarypilot.render.argo import ArgoOptions, gate_template
+
+    for deadline in (8.0, 3.5, 20.0):
+        settings = Settings().merged({"prometheus": {"deadline_seconds": deadline}})
+        options = ArgoOptions(service="payment-api", image="registry/payment-api:v2")
+        web = gate_template(options, settings)["spec"]["metrics"][0]["provider"]["web"]
+        assert web["timeoutSeconds"] >= deadline + 1

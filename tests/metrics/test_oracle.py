@@ -1,7 +1,8 @@
 """Conformance: canarypilot's local PromQL functions against Prometheus' own test scripts.
 
-The scripts (``load``/``eval``/``clear`` blocks, see ../shared/oracles/README.md)
-are parsed here; every ``eval`` whose expression uses ``rate``, ``increase`` or
+The scripts (``load``/``eval``/``clear`` blocks) come from Prometheus 2.53.0's Go
+module (``promql/promqltest/testdata``, fetched by ``tests.support.gomodules``).
+Every ``eval`` whose expression uses ``rate``, ``increase`` or
 ``histogram_quantile`` is evaluated with ``canarypilot.metrics.promql`` through a
 small evaluator of the PromQL those cases need (selectors, offsets, ``sum``/``avg
 by``, scalar division). A case needing anything else is skipped with the reason.
@@ -25,9 +26,9 @@ from pathlib import Path
 import pytest
 
 from canarypilot.metrics import promql
+from tests.support.gomodules import ModuleUnavailable, prometheus_testdata
 
-ORACLE_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "oracles" / "prometheus-v2.53.0"
-DEFAULT_FILES = [ORACLE_DIR / "histograms.test", ORACLE_DIR / "functions.test"]
+ORACLE_NAMES = ("histograms.test", "functions.test")
 TOLERANCE = 1e-6
 COVERED = re.compile(r"\b(?<!i)(rate|increase|histogram_quantile)\s*\(")
 
@@ -399,7 +400,11 @@ def oracle_files() -> list[Path]:
     configured = os.environ.get("PROMQL_ORACLE_FILES")
     if configured:
         return [Path(p) for p in configured.split(":") if p]
-    return DEFAULT_FILES
+    try:
+        folder = prometheus_testdata()
+    except ModuleUnavailable as exc:
+        return [Path(f"<{exc}>") / name for name in ORACLE_NAMES]  # reported as missing
+    return [folder / name for name in ORACLE_NAMES]
 
 
 def covered_cases(files: list[Path]) -> list[Case]:

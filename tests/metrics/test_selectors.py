@@ -63,7 +63,6 @@ def test_extra_selector_is_rebuilt_matcher_by_matcher() -> None:
         'namespace="prod"}) or vector(1',
         "namespace=prod",
         'namespace="prod" cluster="x"',
-        'namespace="prod",',
         '"prod"',
         '1abc="x"',
         'a="unterminated',
@@ -101,3 +100,40 @@ def test_template_override_is_used_verbatim_with_placeholders_filled() -> None:
     policy = QueryPolicy(requests_template="sum by ($by) (rate($requests_metric{$selector}[$window])) * 300")
     text = render(policy.requests_template, policy, sel='job="a"', by="job")
     assert text == 'sum by (job) (rate(http_requests_total{job="a"}[5m])) * 300'
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('zone="x\\ay"', [("zone", "=", "x\ay")]),  # Go's \a is the bell character
+        ("zone='eu-1'", [("zone", "=", "eu-1")]),
+        ("path=`C:\\dir`", [("path", "=", "C:\\dir")]),  # raw: no escapes
+        ('name="caf\\u00e9", k="\\x41\\101"', [("name", "=", "caf\u00e9"), ("k", "=", "AA")]),
+        ('quote=\'say "hi"\', other="it\'s"', [("quote", "=", 'say "hi"'), ("other", "=", "it's")]),
+        ('namespace="prod",', [("namespace", "=", "prod")]),  # PromQL allows a trailing comma
+    ],
+)
+def test_one_parser_reads_extra_selector_for_prometheus_and_the_scraper_alike(
+    text: str, expected: list[tuple[str, str, str]]
+) -> None:
+    # Issue 12, defect 10: the two paths once read zone="x\ay" differently and only one
+    # took single quotes. Both now go through policy.label_matchers.
+    from canarypilot.metrics.promql import parse_matchers
+
+    assert label_matchers(text) == expected
+    assert [(m.name, m.op, m.value) for m in parse_matchers(text)] == expected
+    rebuilt = ",".join(extra_matchers(text))
+    assert label_matchers(rebuilt) == expected, "what Prometheus is sent reads back the same"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['a="\\q"', "a='\\\"'", 'a="\\400"', 'a="\\xff"', 'a="\\ud800"', 'a="line\nbreak"', 'a="x\\'],
+)
+def test_strings_outside_promqls_rules_are_refused_on_both_paths(text: str) -> None:
+    from canarypilot.metrics.promql import parse_matchers
+
+    with pytest.raises(ValueError):
+        label_matchers(text)
+    with pytest.raises(ValueError):
+        parse_matchers(text)

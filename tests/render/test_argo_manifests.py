@@ -1,7 +1,8 @@
 """`canarypilot render argo`: valid against Argo's CRDs (v1.7.2, v1.9.1) and Kubernetes' schemas,
 with a ladder that the analysis service gates.
 
-The Argo schemas are read from ../shared/schemas (never copied). Besides JSON Schema
+The Argo schemas come from Argo Rollouts' Go module (``tests.support.gomodules``, never
+copied); the article's manifests from tests/data. Besides JSON Schema
 validation, every field is checked to exist in the schema: the API server prunes
 unknown fields silently, which is how the article's ``timeout: 15s`` disappears.
 """
@@ -22,10 +23,9 @@ import yaml
 from canarypilot._exceptions import ConfigError
 from canarypilot.policy import Settings
 from canarypilot.render.argo import ArgoOptions, render_argo, to_yaml
+from tests.support.gomodules import ARGO_VERSIONS, argo_crds
 
-SCHEMAS = Path(__file__).resolve().parents[2].parent / "shared" / "schemas" / "argo-rollouts"
-ARTICLE = Path(__file__).resolve().parents[2].parent / "shared" / "seed" / "article-manifests.yaml"
-ARGO_VERSIONS = ("v1.7.2", "v1.9.1")
+ARTICLE = Path(__file__).resolve().parents[1] / "data" / "article-manifests.yaml"
 CRD_FILES = {"Rollout": "rollout-crd.yaml", "AnalysisTemplate": "analysis-template-crd.yaml"}
 KUBERNETES_VERSION = "1.30"
 
@@ -33,7 +33,7 @@ KUBERNETES_VERSION = "1.30"
 @cache
 def crd_schema(version: str, kind: str) -> dict[str, Any]:
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    crd = yaml.load((SCHEMAS / version / CRD_FILES[kind]).read_text(), Loader=loader)
+    crd = yaml.load((argo_crds(version) / CRD_FILES[kind]).read_text(), Loader=loader)
     return crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]  # type: ignore[no-any-return]
 
 

@@ -51,7 +51,7 @@ from canarypilot.analysis.evidence import Evidence
 from canarypilot.model import Action, Decision, Status, Verdict, Violation, ViolationKind
 from canarypilot.policy import BreakerPolicy
 
-_DEFAULT = BreakerPolicy()  # type: ignore[call-arg]
+_DEFAULT = BreakerPolicy()
 #: Window edges closer than this are the same instant (float arithmetic on timestamps).
 _EDGE = 1e-6
 

@@ -43,7 +43,7 @@ from typing import Any, Literal
 from canarypilot.model import Decision, VersionStats, ViolationKind
 from canarypilot.policy import SLOPolicy
 
-_SLO = SLOPolicy()  # type: ignore[call-arg]
+_SLO = SLOPolicy()
 
 #: How an interval was computed (``SignalEvidence.method``).
 Method = Literal["binomial", "order-statistic", "exceedance"]

@@ -11,7 +11,7 @@ import math
 
 from canarypilot.policy import InterpolationPolicy
 
-_DEFAULT = InterpolationPolicy()  # type: ignore[call-arg]
+_DEFAULT = InterpolationPolicy()
 
 
 def round_half_away(value: float, digits: int = 1) -> float:

@@ -14,8 +14,8 @@ from canarypilot.analysis.interpolate import safe_weight
 from canarypilot.model import Decision, Snapshot, Status, Violation, ViolationKind
 from canarypilot.policy import InterpolationPolicy, SLOPolicy
 
-_SLO = SLOPolicy()  # type: ignore[call-arg]
-_INTERPOLATION = InterpolationPolicy()  # type: ignore[call-arg]
+_SLO = SLOPolicy()
+_INTERPOLATION = InterpolationPolicy()
 
 
 def _finite(value: float | None) -> bool:

@@ -78,13 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     """
     import sys
 
-    try:  # typer >= 0.16 bundles its own click
-        from typer._click.exceptions import ClickException, NoArgsIsHelpError
-    except ImportError:  # pragma: no cover - older typer with the click package
-        from click.exceptions import (  # type: ignore[assignment,no-redef,unused-ignore]
-            ClickException,
-            NoArgsIsHelpError,
-        )
+    from canarypilot.cli.common import ClickException, NoArgsIsHelpError
 
     args = sys.argv[1:] if argv is None else argv
     try:

@@ -8,8 +8,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, NoReturn
 
-import click
 import typer
+
+# typer >= 0.16 bundles its own click and raises that click's exceptions: catch those.
+try:
+    from typer._click.exceptions import ClickException as ClickException
+    from typer._click.exceptions import NoArgsIsHelpError as NoArgsIsHelpError
+except ImportError:  # pragma: no cover - older typer, on the click package
+    from click.exceptions import ClickException as ClickException  # type: ignore[assignment,no-redef,unused-ignore]
+    from click.exceptions import NoArgsIsHelpError as NoArgsIsHelpError  # type: ignore[assignment,no-redef,unused-ignore]
 
 EXIT_PROCEED = 0
 EXIT_BACKEND = 1
@@ -46,7 +53,7 @@ def friendly_errors() -> Iterator[None]:
     except KeyboardInterrupt:
         typer.echo("canarypilot: interrupted", err=True)
         raise typer.Exit(130) from None
-    except (typer.Exit, typer.Abort, click.ClickException):
+    except (typer.Exit, typer.Abort, ClickException):
         raise
     except Exception as exc:
         # A bug, not bad input: still one line, unless CANARYPILOT_DEBUG asks for the traceback.

@@ -77,7 +77,8 @@ def demo(
 ) -> None:
     import asyncio
 
-    from canarypilot.demo.runner import Backend, DemoOptions, Processes, run_demo, until_terminated
+    from canarypilot.demo.children import Backend, Processes, clean_leftovers
+    from canarypilot.demo.runner import DemoOptions, run_demo, until_terminated
     from canarypilot.demo.scenarios import FAST, Pacing
     from canarypilot.demo.scenarios import scenario as find
 
@@ -105,6 +106,10 @@ def demo(
             report=report,
             seed=seed,
         )
+        for leftover in clean_leftovers():
+            typer.echo(
+                f"canarypilot: stopped {leftover}, left running by an earlier demo that was killed", err=True
+            )
         processes = Processes()
         make_view = _live_view if live and stdout_is_terminal() else _plain_view
         reports: list[Path] = []

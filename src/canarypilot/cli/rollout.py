@@ -94,12 +94,21 @@ def _run(
     from contextlib import AsyncExitStack
 
     from canarypilot.rollout import Phase, RolloutController, StateStore
-    from canarypilot.rollout.config import load_rollout_file, open_metrics, open_router, parse_rollout_file
+    from canarypilot.rollout.config import (
+        REDACTED,
+        load_rollout_file,
+        open_metrics,
+        open_router,
+        parse_rollout_file,
+        stored_copy,
+    )
     from canarypilot.rollout.progress import printer
 
     logging.basicConfig(level=logging.WARNING, format="canarypilot: %(levelname)s: %(message)s")
     store = StateStore(state_dir)
     try:
+        # Before any write: a refused second controller must not replace the stored file.
+        store.lock()
         stored = store.load()
         if stored is not None and not resume:
             fail(
@@ -114,9 +123,11 @@ def _run(
             text = store.load_config() or ""
             if not text:
                 fail(f"{state_dir} has no stored rollout file; pass --config")
+            if REDACTED in text:
+                fail(f"{state_dir} keeps the rollout file without its secrets; pass --config FILE again")
             file = parse_rollout_file(text, source=f"stored rollout file in {state_dir}")
         store.load(file.name)  # the directory must belong to this rollout
-        store.save_config(text)
+        store.save_config(stored_copy(file, text))
         on_event = _observers(
             None if quiet else printer(typer.echo),
             _serve_metrics(file.spec().target.service, metrics_port, metrics_address),

@@ -109,6 +109,7 @@ def _run(settings: Any, token: str | None, host: str, port: int, level: int, scr
 
     from canarypilot._exceptions import ConfigError
     from canarypilot.service import create_app
+    from canarypilot.service.connections import uvicorn_limits
     from canarypilot.service.telemetry import json_logging
 
     json_logging(level)
@@ -139,8 +140,8 @@ def _run(settings: Any, token: str | None, host: str, port: int, level: int, scr
             log_config=None,
             access_log=False,
             timeout_graceful_shutdown=int(settings.service.drain_seconds) or None,
-            limit_concurrency=None,
             server_header=False,
+            **uvicorn_limits(settings.service),
         )
     )
     try:

@@ -6,7 +6,8 @@ users, a traffic router (HAProxy or the embedded proxy), a metrics backend
 time. ``run_demo`` is the entry point; ``SCENARIOS`` lists what can be shown.
 """
 
-from canarypilot.demo.runner import Backend, DemoOptions, DemoResult, run_demo
+from canarypilot.demo.children import Backend
+from canarypilot.demo.runner import DemoOptions, DemoResult, run_demo
 from canarypilot.demo.scenarios import FAST, SCENARIOS, Behaviour, Expected, Pacing, Scenario
 
 __all__ = [

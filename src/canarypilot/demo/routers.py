@@ -14,11 +14,11 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from canarypilot.demo.children import Backend, Processes
 from canarypilot.routing.base import Router
 from canarypilot.routing.proxy import Upstream, WeightedProxy
 
 if TYPE_CHECKING:
-    from canarypilot.demo.runner import Backend, Processes
     from canarypilot.demo.sample_service import SampleService
 
 
@@ -57,8 +57,6 @@ async def start_router(
     canary: SampleService,
 ) -> tuple[Router, tuple[str, int], str]:
     """Start the router; return it, the address users connect to, and a description."""
-    from canarypilot.demo.runner import Backend
-
     if choice is Backend.AUTO:
         choice = Backend.REAL if _haproxy_installed() else Backend.EMBEDDED
     if choice is Backend.REAL:
@@ -87,6 +85,7 @@ async def _start_haproxy(
     haproxy = LocalHAProxy(run_dir / "haproxy", stable=stable.address, canary=canary.address)
     processes.add(haproxy)
     await asyncio.to_thread(haproxy.start)
+    processes.record()
     stack.push_async_callback(asyncio.to_thread, haproxy.stop)
     router = HAProxyRouter(
         haproxy.runtime_socket, backend=BACKEND, stable_server=STABLE_SERVER, canary_server=CANARY_SERVER

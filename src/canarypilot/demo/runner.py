@@ -22,10 +22,10 @@ from collections.abc import Callable, Coroutine
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
+from canarypilot.demo.children import Backend, Processes
 from canarypilot.demo.live import ProgressView, QuietView, Traffic, percent
 from canarypilot.demo.loadgen import LoadGenerator
 from canarypilot.demo.report import RunRecord, write_report
@@ -39,34 +39,6 @@ from canarypilot.rollout import RolloutController, RolloutEvent, RolloutSpec, St
 
 STABLE, CANARY = "v1-stable", "v2-canary"
 T = TypeVar("T")
-
-
-class Backend(StrEnum):
-    """Which router and metrics to use: real Debian servers, the embedded ones, or whichever exists."""
-
-    AUTO = "auto"
-    REAL = "real"
-    EMBEDDED = "embedded"
-
-
-class Stoppable(Protocol):
-    def stop(self) -> None: ...
-
-
-@dataclass
-class Processes:
-    """Child processes to stop, whatever happens to the event loop."""
-
-    items: list[Stoppable] = field(default_factory=list)
-
-    def add(self, item: Stoppable) -> None:
-        self.items.append(item)
-
-    def stop_all(self) -> None:
-        while self.items:
-            item = self.items.pop()
-            with contextlib.suppress(Exception):
-                item.stop()
 
 
 @dataclass(frozen=True)
@@ -279,8 +251,9 @@ async def _start_metrics(
         prometheus = LocalPrometheus(run_dir / "prometheus", scrape_jobs=[job])
         processes.add(prometheus)
         await asyncio.to_thread(prometheus.start)
+        processes.record()
         stack.push_async_callback(asyncio.to_thread, prometheus.stop)
-        provider = PrometheusMetrics(PrometheusSettings(url=prometheus.url), settings.query)  # type: ignore[call-arg]
+        provider = PrometheusMetrics(PrometheusSettings(url=prometheus.url), settings.query)
         stack.push_async_callback(provider.aclose)
         return provider, f"Prometheus ({prometheus.url}, scraping every {interval:g}s)"
 
@@ -288,7 +261,7 @@ async def _start_metrics(
 
     scrape = ScrapeMetrics(
         {version: [s.address] for version, s in services.items()},
-        ScrapeSettings(interval_seconds=interval, retention_seconds=120),  # type: ignore[call-arg]
+        ScrapeSettings(interval_seconds=interval, retention_seconds=120),
         query=settings.query,
         service=options.service,
     )

@@ -18,8 +18,8 @@ from typing import Any
 from canarypilot._exceptions import ConfigError
 from canarypilot.policy import InterpolationPolicy, SLOPolicy
 
-_FIRST_WEIGHT = InterpolationPolicy().min_weight  # type: ignore[call-arg]
-_MIN_CANARY_REQUESTS = SLOPolicy().min_canary_requests  # type: ignore[call-arg]
+_FIRST_WEIGHT = InterpolationPolicy().min_weight
+_MIN_CANARY_REQUESTS = SLOPolicy().min_canary_requests
 
 
 class Expected(StrEnum):

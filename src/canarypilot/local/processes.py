@@ -8,17 +8,19 @@ everything started is stopped, also on errors.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import os
 import shutil
 import signal
 import socket
 import subprocess
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from canarypilot._exceptions import ConfigError, TemporaryError
+from canarypilot._exceptions import ConfigError, PermanentError, TemporaryError
 
 
 def free_port() -> int:
@@ -40,6 +42,30 @@ def require(binary: str, package: str | None = None) -> str:
     return path
 
 
+def _die_with_parent(parent: int) -> Callable[[], None]:
+    """A ``preexec_fn`` asking Linux to SIGTERM the child when its parent dies, so a
+    SIGKILLed demo or test run leaves no Prometheus or HAProxy behind.
+
+    ``PR_SET_PDEATHSIG`` fires when the *thread* that started the child ends: the
+    launchers run on the main thread or on an event loop's executor threads, which
+    outlive the servers they start. Elsewhere than Linux this does nothing.
+    """
+
+    def preexec() -> None:
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        except (OSError, AttributeError):
+            return
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return preexec
+
+
+_PR_SET_PDEATHSIG = 1
+
+
 class ManagedProcess:
     """A child process with its output in a log file, stopped with SIGTERM then SIGKILL."""
 
@@ -53,7 +79,8 @@ class ManagedProcess:
                 stdout=self._log,
                 stderr=subprocess.STDOUT,
                 cwd=cwd,
-                start_new_session=True,
+                start_new_session=True,  # its own process group: stopped as one
+                preexec_fn=_die_with_parent(os.getpid()),
             )
         except OSError as exc:
             self._log.close()
@@ -106,7 +133,9 @@ class LocalServer:
             while not self._ready():
                 if not self.process.running:
                     code = self.process.proc.returncode
-                    raise TemporaryError(f"{self.name} exited with code {code}:\n{self._diagnostics()}")
+                    # It stopped by itself (a bad rule file, a port taken): starting it again
+                    # with the same configuration ends the same way.
+                    raise PermanentError(f"{self.name} exited with code {code}:\n{self._diagnostics()}")
                 if time.monotonic() >= deadline:
                     raise TemporaryError(f"{self.name} not ready after {timeout:g}s:\n{self._diagnostics()}")
                 time.sleep(0.05)

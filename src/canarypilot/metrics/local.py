@@ -359,7 +359,7 @@ class StoreMetrics:
         match_job: bool = True,
     ) -> None:
         self.store = store
-        self.query = query or QueryPolicy()  # type: ignore[call-arg]
+        self.query = query or QueryPolicy()
         _require_default_templates(self.query)
         self._now = now
         self.lookback_seconds = lookback_seconds
@@ -391,7 +391,7 @@ class StoreMetrics:
         self,
         target: Target,
         *,
-        weight: float,
+        weight: float | None,
         slicing: Slicing,
         since: float | None = None,
         at: float | None = None,

@@ -17,7 +17,6 @@ import asyncio
 import json
 import logging
 import math
-import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -32,6 +31,7 @@ from canarypilot.metrics.prometheus_history import fetch_histories
 from canarypilot.metrics.selectors import render, selector
 from canarypilot.model import Snapshot, StepHistory, Target, VersionStats
 from canarypilot.policy import PrometheusSettings, QueryPolicy
+from canarypilot.retry import Backoff, retrying
 
 Series = dict[tuple[str, str], float]
 
@@ -68,7 +68,7 @@ class PrometheusMetrics:
         if not settings.url:
             raise ConfigError("no Prometheus URL: pass --prometheus URL or set prometheus.url")
         self.settings = settings
-        self.query = query or QueryPolicy()  # type: ignore[call-arg]
+        self.query = query or QueryPolicy()
         self._now = now
         self._sleep = sleep
         self.queries_sent = 0
@@ -203,6 +203,9 @@ class PrometheusMetrics:
                 if (target.service, v) in newest
             ]
             age = max(0.0, at - min(stamps)) if stamps else None
+            if not stamps:
+                # Counts without any newest sample cannot be: the answers disagree. No data.
+                stable, canary = VersionStats(target.stable_version), VersionStats(target.canary_version)
             out[target] = Snapshot(target, stable, canary, at=at, window_seconds=window, age_seconds=age)
         return out
 
@@ -240,7 +243,7 @@ class PrometheusMetrics:
         self,
         target: Target,
         *,
-        weight: float,
+        weight: float | None,
         slicing: Slicing,
         since: float | None = None,
         at: float | None = None,
@@ -261,29 +264,51 @@ class PrometheusMetrics:
         return _parse_vector(payload, query, self.query.job_label, self.query.version_label)
 
     async def _get_with_retries(self, path: str, params: dict[str, str], query: str) -> Any:
-        attempts = self.settings.retries + 1
-        last = ""
-        for attempt in range(attempts):
-            if attempt:
-                base = self.settings.backoff_seconds * 2 ** (attempt - 1)
-                delay = base * random.uniform(0.5, 1.5)
-                log.debug("Prometheus query failed (%s); retry %d in %.2fs", last, attempt, delay)
-                await self._sleep(delay)
+        """One query, retried by :func:`retrying` on temporary failures, all of it within
+        ``deadline_seconds`` (each attempt's timeout shrinks to what is left)."""
+        settings = self.settings
+        clock = _Waits(self._sleep)
+        deadline = clock.now() + settings.deadline_seconds
+        attempts = 0
+
+        async def attempt() -> tuple[int, httpx.Headers, bytes]:
+            nonlocal attempts
+            attempts += 1
             self.queries_sent += 1
+            budget = min(settings.timeout_seconds, deadline - clock.now())
             try:
-                async with asyncio.timeout(self.settings.timeout_seconds):
+                async with asyncio.timeout(max(budget, 0.001)):
                     status, headers, body = await self._get(path, params)
             except (TimeoutError, httpx.TimeoutException):
-                last = f"no answer from {self.display_url} within {self.settings.timeout_seconds:g}s"
-                continue
+                raise MetricsUnavailable(f"no answer from {self.display_url} within {budget:.3g}s") from None
             except httpx.TransportError as exc:
-                last = self._redact(f"cannot reach {self.display_url}: {type(exc).__name__}: {exc}")
-                continue
-            if status >= 500:
-                last = f"HTTP {status} from {self.display_url}"
-                continue
-            return _decode(status, headers, body, query, self.display_url)
-        raise MetricsUnavailable(f"Prometheus failed after {attempts} attempt(s): {last}")
+                why = self._redact(f"cannot reach {self.display_url}: {type(exc).__name__}: {exc}")
+                raise MetricsUnavailable(why) from None
+            if status >= 500 or status == 429:
+                raise MetricsUnavailable(
+                    f"HTTP {status} from {self.display_url}", delay=_retry_after(headers.get("retry-after"))
+                )
+            return status, headers, body
+
+        def failed(exc: CanaryPilotError, attempt: int, gave_up: bool) -> None:
+            if not gave_up:
+                log.debug("Prometheus query failed (%s); retry %d", exc, attempt)
+
+        try:
+            status, headers, body = await retrying(
+                attempt,
+                clock=clock,
+                retries=settings.retries,
+                backoff=Backoff(settings.backoff_seconds, jitter=0.5),
+                deadline=deadline,
+                on_failure=failed,
+            )
+        except MetricsUnavailable as exc:
+            raise MetricsUnavailable(
+                f"Prometheus failed after {attempts} attempt(s): {exc}", delay=exc.delay
+            ) from None
+        # A garbled answer is not retried: the same query gets the same garbage.
+        return _decode(status, headers, body, query, self.display_url)
 
     async def _get(self, path: str, params: dict[str, str]) -> tuple[int, httpx.Headers, bytes]:
         """GET with the body size-limited: a huge answer is refused, not buffered."""
@@ -304,6 +329,30 @@ class PrometheusMetrics:
         for secret in self._secrets:
             text = text.replace(secret, "***")
         return text
+
+
+class _Waits:
+    """The provider's waiting as a ``Clock``: monotonic time for the deadline (the
+    evaluation time ``now`` may be pinned), the injected ``sleep`` for the waits."""
+
+    def __init__(self, sleep: Callable[[float], Any]) -> None:
+        self._sleep = sleep
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await self._sleep(seconds)
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from an HTTP ``Retry-After`` header (a number; a date is not worth parsing
+    for a query that must answer within seconds), capped at a minute."""
+    try:
+        seconds = float(value) if value is not None else math.nan
+    except ValueError:
+        return None
+    return min(seconds, 60.0) if math.isfinite(seconds) and seconds >= 0 else None
 
 
 def _without_userinfo(url: str) -> str:
@@ -341,7 +390,7 @@ def _decode(status: int, headers: httpx.Headers, body: bytes, query: str, url: s
         raise QueryError(f"Prometheus refused the credentials (HTTP {status}: {text})")
     try:
         payload = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than json can follow
         kind = headers.get("content-type", "no content type")
         raise MetricsUnavailable(
             f"{url} answered HTTP {status} with {kind} that is not Prometheus JSON "
@@ -364,8 +413,11 @@ def _samples(payload: Any, query: str) -> list[tuple[dict[str, str], float]]:
         raise MetricsUnavailable("Prometheus answer has no data object")
     if data.get("resultType") != "vector":
         raise QueryError(f"expected an instant vector, got {data.get('resultType')!r}", query=query)
+    result = data.get("result") or []
+    if not isinstance(result, list):
+        raise MetricsUnavailable(f"Prometheus answer's result is not a list: {result!r:.200}")
     out: list[tuple[dict[str, str], float]] = []
-    for item in data.get("result") or []:
+    for item in result:
         try:
             labels = item["metric"]
             raw = item["value"][1]
@@ -418,9 +470,17 @@ def _stats(
 ) -> VersionStats:
     key = (service, version)
     count = requests.get(key)
+    failed = errors.get(key, 0.0)  # no 5xx series while requests exist: no errors
+    if (
+        count is not None
+        and math.isfinite(count)
+        and math.isfinite(failed)
+        and not 0 <= failed <= count * (1 + 1e-9) + 1e-9
+    ):
+        # Negative counts, or more errors than requests, cannot be measured: no data.
+        return VersionStats(version)
     error_rate: float | None = None
     if count is not None and math.isfinite(count):
-        failed = errors.get(key, 0.0)  # no 5xx series while requests exist: no errors
         error_rate = failed / count if count > 0 else math.nan
     return VersionStats(
         version,

@@ -28,6 +28,8 @@ import struct
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from canarypilot.policy.syntax import label_matchers
+
 Sample = tuple[float, float]
 """``(timestamp_seconds, value)``."""
 
@@ -289,13 +291,6 @@ def parse_float(text: str) -> float | None:
     return None if math.isinf(value) else value  # Go reports overflow as an error
 
 
-_MATCHER = re.compile(
-    r"""\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`[^`]*`)\s*(,|$)""",
-    re.DOTALL,
-)
-_ESCAPES = {"\\": "\\", '"': '"', "'": "'", "n": "\n", "r": "\r", "t": "\t", "a": "\a", "b": "\b"}
-
-
 @dataclass(frozen=True, slots=True)
 class Matcher:
     """One PromQL label matcher such as ``code=~"5.."``; regexes match the whole value."""
@@ -317,42 +312,19 @@ class Matcher:
 def parse_matchers(text: str) -> list[Matcher]:
     """Matchers from PromQL text without braces: ``'namespace="prod", code=~"5.."'``.
 
-    Raises ``ValueError`` naming the first part it cannot read.
+    The text is read by the one label-matcher parser (``policy.label_matchers``, PromQL's
+    string rules), so the scraper and the Prometheus path read a selector alike.
+    Raises ``ValueError`` naming the first part it cannot read, or a bad regex.
     """
     out: list[Matcher] = []
-    pos = 0
-    text = text.strip().removesuffix(",") if text.strip() else ""
-    while pos < len(text):
-        found = _MATCHER.match(text, pos)
-        if not found:
-            raise ValueError(f"cannot read a label matcher at {text[pos : pos + 40]!r}")
-        name, op, quoted, _ = found.groups()
-        value = _unquote(quoted)
+    for name, op, value in label_matchers(text):
         if op in ("=~", "!~"):
             try:
                 _compiled(value)
             except re.error as exc:
                 raise ValueError(f"invalid regex {value!r} for label {name}: {exc}") from None
         out.append(Matcher(name, op, value))
-        pos = found.end()
     return out
-
-
-def _unquote(quoted: str) -> str:
-    body = quoted[1:-1]
-    if quoted[0] == "`":
-        return body
-    out: list[str] = []
-    chars = iter(body)
-    for ch in chars:
-        if ch != "\\":
-            out.append(ch)
-            continue
-        escaped = next(chars, "")
-        if escaped not in _ESCAPES:
-            raise ValueError(f"unsupported escape \\{escaped} in {quoted}")
-        out.append(_ESCAPES[escaped])
-    return "".join(out)
 
 
 _REGEX_CACHE: dict[str, re.Pattern[str]] = {}

@@ -79,8 +79,8 @@ class ScrapeMetrics:
         clock: Clock | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self.settings = settings or ScrapeSettings()  # type: ignore[call-arg]
-        self.query = query or QueryPolicy()  # type: ignore[call-arg]
+        self.settings = settings or ScrapeSettings()
+        self.query = query or QueryPolicy()
         if self.settings.retention_seconds < self.query.window_seconds:
             raise ConfigError(
                 f"scrape retention {self.settings.retention_seconds:g}s is shorter than the "
@@ -246,7 +246,7 @@ class ScrapeMetrics:
         self,
         target: Target,
         *,
-        weight: float,
+        weight: float | None,
         slicing: Slicing,
         since: float | None = None,
         at: float | None = None,

@@ -6,12 +6,13 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Any, get_args
 
-import yaml
 from pydantic import ValidationError
 
 from canarypilot._exceptions import ConfigError
+from canarypilot.policy.documents import load_yaml
 from canarypilot.policy.sections import Settings
 
 ENV_PREFIX = "CANARYPILOT_"
@@ -47,12 +48,11 @@ def load_settings(
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text") from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from exc
-    try:
-        loaded = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+    loaded = load_yaml(text, f"config file {path}")
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):
@@ -80,20 +80,20 @@ def _from_environ(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str,
 
 
 def _env_value(path: list[str], raw: str) -> Any:
-    # Scalars stay strings for pydantic to convert ("0.2" -> 0.2, "true" -> True), so a
-    # token such as "12345" stays a string; lists and mappings are read as YAML flow
-    # values ("[60, 90]", "{X-Scope-OrgID: tenant}").
+    # A variable is read as YAML ("0.2" -> 0.2, "true" -> True, "[60, 90]",
+    # "{X-Scope-OrgID: tenant}") unless its field holds text, so a token such as
+    # "12345" stays a string; the settings' strict types then check the value.
     annotation: Any = Settings
     for part in path:
         fields = getattr(annotation, "model_fields", {})
         if part not in fields:
             return raw
         annotation = fields[part].annotation
-    if getattr(annotation, "__origin__", None) not in (list, dict):
+    if annotation is str or (isinstance(annotation, UnionType) and str in get_args(annotation)):
         return raw
     try:
-        return yaml.safe_load(raw)
-    except yaml.YAMLError:
+        return load_yaml(raw, "environment")
+    except ConfigError:
         return raw
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from string import Template
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -16,7 +17,12 @@ from canarypilot.policy.syntax import TEMPLATE_PLACEHOLDERS, label_matchers, par
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    # Strict types (`true` is not 1.0, "0.2" is not a number) and finite numbers only
+    # (`.inf` as a threshold or a pause switches a safeguard off). The environment's
+    # strings are read as YAML scalars first (see policy.loader).
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, validate_default=True, strict=True, allow_inf_nan=False
+    )
 
 
 class InterpolationPolicy(_Section):
@@ -78,7 +84,11 @@ class SLOPolicy(_Section):
     max_error_delta: float = Field(
         0.02,
         gt=0,
-        description="Roll back when error rate canary - error rate stable is above this (fraction).",
+        lt=1,
+        description=(
+            "Roll back when error rate canary - error rate stable is above this (a fraction, "
+            "below 1: the difference of two rates never exceeds 1)."
+        ),
     )
     min_canary_requests: float = Field(
         100,
@@ -314,9 +324,19 @@ class PrometheusSettings(_Section):
         None, description="Base URL, e.g. http://prometheus:9090. None: scrape the versions directly."
     )
     timeout_seconds: float = Field(5.0, gt=0, description="Per-request timeout.")
-    retries: int = Field(3, ge=0, description="Retries on connection errors and 5xx (never on 4xx).")
+    retries: int = Field(
+        3, ge=0, le=10, description="Retries on connection errors and 5xx (never on 4xx); at most 10."
+    )
     backoff_seconds: float = Field(
         0.2, ge=0, description="First retry delay; doubles each retry, with jitter."
+    )
+    deadline_seconds: float = Field(
+        8.0,
+        gt=0,
+        description=(
+            "All attempts of one query, retries and their waits included, end within this: keep it "
+            "below the caller's timeout (render argo sets the gate's timeoutSeconds to this + 2)."
+        ),
     )
     bearer_token: str | None = Field(
         None, description="Sent as Authorization: Bearer. Never logged.", repr=False
@@ -337,6 +357,16 @@ class PrometheusSettings(_Section):
     def _url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
+        if value:
+            parts = urlsplit(value)
+            try:
+                port = parts.port
+            except ValueError:  # out of range, or not a number
+                port = 0
+            if port == 0:
+                raise ValueError("has a port that is not a number from 1 to 65535")
+            if not parts.hostname:
+                raise ValueError("names no host")
         return value.rstrip("/") if value else value
 
     def __repr_args__(self) -> Any:
@@ -371,14 +401,23 @@ class ScrapeSettings(_Section):
 class RolloutPolicy(_Section):
     """How a rollout driven by canarypilot progresses."""
 
-    pauses_seconds: list[float] = Field(
+    pauses_seconds: list[Annotated[float, Field(gt=0)]] = Field(
         default_factory=lambda: [60.0, 90.0, 120.0, 180.0],
+        min_length=1,
         description=(
             "Longest stay at each weight (the article's schedule); analyses run throughout and a "
             "conclusive pass advances earlier. After the last step passes, promote."
         ),
     )
     max_growth_factor: float = Field(2.0, ge=1, description="A step may at most multiply the weight by this.")
+    min_growth_factor: float = Field(
+        1.25,
+        ge=1,
+        description=(
+            "A step must at least multiply the weight by this, else the weight holds: each change "
+            "restarts the step's evidence, so creeping up by a point at a time would never finish."
+        ),
+    )
     scrape_lag_seconds: float = Field(
         15.0, ge=0, description="How far metrics lag behind traffic; the window guard discounts it."
     )
@@ -433,7 +472,12 @@ class RolloutPolicy(_Section):
         1.0, gt=0, description="While waiting, look for pause/resume/abort/promote commands this often."
     )
     router_retries: int = Field(
-        5, ge=0, description="Retries of a router change that failed (a rollback retries this often too)."
+        5,
+        ge=0,
+        le=100,
+        description=(
+            "Retries of a router change that failed (a rollback retries this often too); at most 100."
+        ),
     )
     router_backoff_seconds: float = Field(
         0.05, ge=0, description="First delay between router retries; doubles each retry."
@@ -531,20 +575,34 @@ class ServiceSettings(_Section):
     max_tracked_services: int = Field(
         1000, ge=1, description="Services with per-service gauges on /metrics (bounds cardinality)."
     )
+    max_connections: int = Field(
+        200, ge=1, description="Open connections served at once; requests beyond get 503 at once."
+    )
+    header_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="A request's line and headers must arrive within this, or the connection is closed.",
+    )
+    max_header_bytes: int = Field(
+        16384, ge=1024, description="Largest request line plus headers accepted (400 above)."
+    )
+    keepalive_seconds: float = Field(
+        5.0, gt=0, description="An idle connection between two requests is closed after this."
+    )
 
 
 class Settings(_Section):
     """All settings. Each section is documented in README.md, "Configuration"."""
 
-    interpolation: InterpolationPolicy = Field(default_factory=InterpolationPolicy)  # type: ignore[arg-type]
-    slo: SLOPolicy = Field(default_factory=SLOPolicy)  # type: ignore[arg-type]
-    breaker: BreakerPolicy = Field(default_factory=BreakerPolicy)  # type: ignore[arg-type]
-    query: QueryPolicy = Field(default_factory=QueryPolicy)  # type: ignore[arg-type]
-    prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)  # type: ignore[arg-type]
-    scrape: ScrapeSettings = Field(default_factory=ScrapeSettings)  # type: ignore[arg-type]
-    rollout: RolloutPolicy = Field(default_factory=RolloutPolicy)  # type: ignore[arg-type]
-    monitoring: MonitoringPolicy = Field(default_factory=MonitoringPolicy)  # type: ignore[arg-type]
-    service: ServiceSettings = Field(default_factory=ServiceSettings)  # type: ignore[arg-type]
+    interpolation: InterpolationPolicy = Field(default_factory=InterpolationPolicy)
+    slo: SLOPolicy = Field(default_factory=SLOPolicy)
+    breaker: BreakerPolicy = Field(default_factory=BreakerPolicy)
+    query: QueryPolicy = Field(default_factory=QueryPolicy)
+    prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
+    scrape: ScrapeSettings = Field(default_factory=ScrapeSettings)
+    rollout: RolloutPolicy = Field(default_factory=RolloutPolicy)
+    monitoring: MonitoringPolicy = Field(default_factory=MonitoringPolicy)
+    service: ServiceSettings = Field(default_factory=ServiceSettings)
 
     def merged(self, overrides: Mapping[str, Any]) -> Settings:
         """A copy with ``overrides`` (nested dicts, ``None`` values ignored) applied and validated."""

@@ -17,11 +17,10 @@ from typing import Any
 import yaml
 
 from canarypilot._exceptions import ConfigError
+from canarypilot.policy.documents import compose_all, construct
 
 #: Files larger than this are refused: manifests are small.
 MAX_FILE_BYTES = 5 * 1024 * 1024
-#: Nodes per document once aliases are expanded: a "billion laughs" document stops here.
-MAX_NODES = 200_000
 SUFFIXES = (".yaml", ".yml", ".json")
 
 Path_ = tuple[str | int, ...]
@@ -127,32 +126,24 @@ def _read(path: Path) -> str:
 
 
 def parse_text(text: str, source: str) -> list[Manifest]:
-    """The Kubernetes objects in a multi-document YAML (or JSON) text."""
+    """The Kubernetes objects in a multi-document YAML (or JSON) text.
+
+    Nesting and the size once aliases are expanded are bounded for the whole text
+    (see :mod:`canarypilot.policy.documents`), so every item of a ``kind: List``
+    shares one budget.
+    """
     out: list[Manifest] = []
-    try:
-        nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f":{mark.line + 1}" if mark else ""
-        raise ConfigError(f"{source}{where}: invalid YAML: {exc.problem or exc}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: invalid YAML: {exc}") from None
-    for index, node in enumerate(nodes):
-        if node is None:
-            continue
-        try:
-            data = yaml.SafeLoader("").construct_document(node)
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{source}:{node.start_mark.line + 1}: invalid YAML: {exc}") from None
+    for index, node in enumerate(compose_all(text, source)):
         where = f"{source}:{node.start_mark.line + 1}"
+        data = construct(node, where)
         if isinstance(data, dict) and data.get("kind") == "List" and isinstance(data.get("items"), list):
             items = node_value(node, "items")
             for i, item in enumerate(data["items"]):
                 if isinstance(item, dict) and "kind" in item and isinstance(items, yaml.SequenceNode):
-                    out.append(Manifest(source, index, item, _lines(items.value[i], where)))
+                    out.append(Manifest(source, index, item, _lines(items.value[i])))
             continue
         if isinstance(data, dict) and "kind" in data:
-            out.append(Manifest(source, index, data, _lines(node, where)))
+            out.append(Manifest(source, index, data, _lines(node)))
     return out
 
 
@@ -164,14 +155,11 @@ def node_value(node: yaml.Node, key: str) -> yaml.Node | None:
     return None
 
 
-def _lines(node: yaml.Node, where: str) -> dict[Path_, int]:
+def _lines(node: yaml.Node) -> dict[Path_, int]:
+    # Bounded by compose_all's budget on the expanded size of the whole file.
     lines: dict[Path_, int] = {}
 
     def walk(n: yaml.Node, path: Path_) -> None:
-        if len(lines) > MAX_NODES:
-            raise ConfigError(
-                f"{where}: more than {MAX_NODES} nodes once aliases are expanded; not a manifest"
-            )
         lines[path] = n.start_mark.line + 1
         if isinstance(n, yaml.MappingNode):
             for k, v in n.value:

@@ -111,7 +111,9 @@ def gate_template(options: ArgoOptions, settings: Settings) -> dict[str, Any]:
         "service={{args.service}}&canary_version={{args.canary-version}}"
         "&stable_version={{args.stable-version}}&target_weight={{args.target-weight}}"
     )
-    web: dict[str, Any] = {"url": f"{options.url}?{query}", "timeoutSeconds": 10}
+    # The analyzer answers within its Prometheus deadline; Argo waits that and a margin.
+    timeout = math.ceil(settings.prometheus.deadline_seconds) + 2
+    web: dict[str, Any] = {"url": f"{options.url}?{query}", "timeoutSeconds": timeout}
     args: list[dict[str, Any]] = [
         {"name": "service"},
         {"name": "target-weight"},

@@ -33,6 +33,7 @@ from canarypilot._exceptions import ConfigError
 from canarypilot.metrics.base import MetricsProvider
 from canarypilot.model import Target
 from canarypilot.policy import PrometheusSettings, Settings, describe_validation_error
+from canarypilot.policy.documents import load_yaml
 from canarypilot.rollout.events import RolloutSpec
 from canarypilot.rollout.notify import Webhook, WebhookNotifier
 from canarypilot.routing.base import Router
@@ -41,7 +42,7 @@ MAX_FILE_BYTES = 256 * 1024
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class TargetConfig(_Strict):
@@ -86,7 +87,7 @@ class IngressConfig(_Strict):
     stable_ingress: str
     canary_service: str = Field(description="Service of the canary pods; the clone points at it.")
     canary_ingress: str | None = Field(None, description="Default: <stable_ingress>-canary.")
-    kubernetes: KubernetesConfig = Field(default_factory=KubernetesConfig)  # type: ignore[arg-type]
+    kubernetes: KubernetesConfig = Field(default_factory=KubernetesConfig)
 
 
 class GatewayConfig(_Strict):
@@ -96,14 +97,14 @@ class GatewayConfig(_Strict):
     stable_service: str
     canary_service: str
     rule: int = Field(0, ge=0, description="Index of the rule in spec.rules.")
-    kubernetes: KubernetesConfig = Field(default_factory=KubernetesConfig)  # type: ignore[arg-type]
+    kubernetes: KubernetesConfig = Field(default_factory=KubernetesConfig)
 
 
 class ArgoConfig(_Strict):
     type: Literal["argo"]
     namespace: str
     rollout: str = Field(description="The Argo Rollout; Argo owns the routing and the steps.")
-    kubernetes: KubernetesConfig = Field(default_factory=KubernetesConfig)  # type: ignore[arg-type]
+    kubernetes: KubernetesConfig = Field(default_factory=KubernetesConfig)
 
 
 RouterConfig = Annotated[
@@ -141,7 +142,7 @@ class RolloutFile(Settings):
     target: TargetConfig
     router: RouterConfig
     metrics: MetricsConfig | None = None
-    notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)  # type: ignore[arg-type]
+    notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
 
     def metrics_source(self) -> PrometheusMetricsConfig | ScrapeMetricsConfig:
         """``metrics:`` when given, else ``prometheus.url``, else ``scrape.targets``."""
@@ -163,7 +164,7 @@ class RolloutFile(Settings):
         prometheus = (
             PrometheusSettings(**source.model_dump(exclude={"type"}))
             if isinstance(source, PrometheusMetricsConfig)
-            else PrometheusSettings()  # type: ignore[call-arg]
+            else PrometheusSettings()
         )
         scrape = (
             self.scrape.model_copy(update=source.model_dump(exclude={"type"}))
@@ -184,10 +185,7 @@ def parse_rollout_file(text: str, *, source: str = "rollout file") -> RolloutFil
     """Validate a rollout file's text; ``ConfigError`` names every bad or unknown key."""
     if len(text.encode()) > MAX_FILE_BYTES:
         raise ConfigError(f"{source} is larger than {MAX_FILE_BYTES // 1024} KiB")
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{source} is not valid YAML: {exc}") from exc
+    data = load_yaml(text, source)
     if not isinstance(data, dict):
         raise ConfigError(f"{source} must be a mapping with name, target, router and metrics")
     try:
@@ -204,9 +202,48 @@ def load_rollout_file(path: str | Path) -> tuple[RolloutFile, str]:
     """The validated file and its text (the text is kept in the state directory for --resume)."""
     try:
         text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"rollout file {path} is not UTF-8 text") from None
     except OSError as exc:
         raise ConfigError(f"cannot read rollout file {path}: {exc.strerror or exc}") from exc
     return parse_rollout_file(text, source=f"rollout file {path}"), text
+
+
+# -- the copy kept for --resume --------------------------------------------------------------
+
+#: Stands in for a secret in the copy of the rollout file kept in the state directory.
+REDACTED = "<redacted: resume with --config>"
+_SECRET_HEADER_WORDS = ("authorization", "cookie", "token", "key", "secret", "auth")
+
+
+def stored_copy(file: RolloutFile, text: str) -> str:
+    """The rollout file as the state directory keeps it for ``--resume``: ``text`` itself
+    when it holds no secret, else the file without its secrets (tokens, passwords,
+    credentials in URLs or headers, webhook URLs), each replaced by :data:`REDACTED`."""
+    data = file.model_dump(mode="json", exclude_unset=True)
+    if not _redact(data):
+        return text
+    return "# secrets removed; resume with --config FILE\n" + yaml.safe_dump(data, sort_keys=False)
+
+
+def _redact(data: dict[str, Any]) -> bool:
+    found = False
+    for section in (data.get("prometheus"), data.get("metrics")):
+        if not isinstance(section, dict):
+            continue
+        for key in ("bearer_token", "basic_auth_password"):
+            if section.get(key):
+                section[key], found = REDACTED, True
+        headers = section.get("headers") or {}
+        for name in headers:
+            if any(word in name.lower() for word in _SECRET_HEADER_WORDS):
+                headers[name], found = REDACTED, True
+        url = section.get("url")
+        if isinstance(url, str) and "@" in url.partition("://")[2].split("/")[0]:
+            section["url"], found = REDACTED, True
+    for hook in (data.get("notifications") or {}).get("webhooks") or []:
+        hook["url"], found = REDACTED, True
+    return found
 
 
 # -- building the router and the metrics provider -------------------------------------------

@@ -33,13 +33,20 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from canarypilot._exceptions import MetricsUnavailable, QueryError, RouterError, RouterUnavailable
+from canarypilot._exceptions import (
+    CanaryPilotError,
+    MetricsUnavailable,
+    QueryError,
+    RouterError,
+    RouterUnavailable,
+)
 from canarypilot.analysis import BreakerState, assess_outage
 from canarypilot.api import verdict as step_verdict
 from canarypilot.clock import Clock, SystemClock
 from canarypilot.metrics.base import MetricsProvider
 from canarypilot.metrics.history import Slicing
 from canarypilot.model import Action
+from canarypilot.retry import Backoff, retrying
 from canarypilot.rollout.events import (
     Command,
     EventKind,
@@ -196,7 +203,12 @@ class RolloutController:
             history = await self.metrics.history(
                 self.spec.target, weight=max(state.weight, 0.1), slicing=self.slicing, since=since, at=now
             )
-        except (MetricsUnavailable, QueryError) as exc:
+        except QueryError as exc:
+            # Rejected, not unavailable: asking again gets the same answer, so the canary can
+            # never be judged. Fail toward stable now instead of waiting out an "outage".
+            self._emit(EventKind.ANALYSIS, error=str(exc), window_seconds=0.0)
+            return await self._roll_back(state, [f"the metrics backend rejects the query: {exc}"])
+        except MetricsUnavailable as exc:
             outage = BreakerState(outage_since=state.outage_since)
             action, reasons, breaker = assess_outage(
                 outage, now=now, error=str(exc), policy=self.spec.settings.breaker
@@ -241,7 +253,9 @@ class RolloutController:
             return self._hold(state, ("paused by operator: weight kept",), now)
 
         assert verdict.weight is not None
-        rung = next_rung(state.weight, verdict.weight, self.spec.settings)
+        evidence = decision.evidence
+        within = evidence is not None and evidence.within_slo
+        rung = next_rung(state.weight, verdict.weight, self.spec.settings, within_slo=within)
         step_over = max(
             pause_ends(state, self.policy), bake_ends(state, self.policy) if rung.promote else now
         )
@@ -255,9 +269,10 @@ class RolloutController:
             self._emit(EventKind.WAITING, until=due, reason=waiting)
             return self._save(state.but(reasons=verdict.reasons, next_analysis_at=due))
         if not rung.promote and abs(rung.weight - state.weight) <= WEIGHT_TOLERANCE:
-            why = (
-                f"safe weight {verdict.weight:g}% covers no more than the current {state.weight:g}%: holding"
-            )
+            if rung.cap >= 100.0:
+                why = "not yet shown within the SLO: holding before the last increase to 100%"
+            else:
+                why = f"safe weight {verdict.weight:g}% covers no more than the current {state.weight:g}%"
             return self._hold(state, (*verdict.reasons, why), now)
         if rung.promote:
             done = f"step pause elapsed; validated at {state.weight:g}%: promoting to 100%"
@@ -370,51 +385,38 @@ class RolloutController:
         return state
 
     async def _route(self, weight: float) -> float:
-        """Set the weight (and read it back, except for a rollback); retry with backoff;
-        raise after the last retry."""
-        delay = self.policy.router_backoff_seconds
-        retries = self.policy.router_retries
-        for attempt in range(retries + 1):
-            try:
-                if weight == 0.0:
-                    # reset() returns only once the router confirms 0 % (the Router contract);
-                    # no extra read-back on the path where every millisecond is canary traffic.
-                    await self.router.reset()
-                    return 0.0
-                await self.router.set_weight(weight)
-                confirmed = await self.router.get_weight()
-                # Argo Rollouts picks its own step weights: any answer confirms a forward move.
-                follows_steps = getattr(self.router, "weights_are_steps", False) and weight > 0
-                if not follows_steps and abs(confirmed - weight) > WEIGHT_TOLERANCE:
-                    raise RouterError(f"router reports {confirmed:g}% after being set to {weight:g}%")
-                return confirmed
-            except (RouterUnavailable, RouterError) as exc:
-                last = attempt == retries
-                self._emit(
-                    EventKind.ROUTER_FAILED,
-                    requested=weight,
-                    attempt=attempt + 1,
-                    error=str(exc),
-                    gave_up=last,
-                )
-                log.warning("rollout %s: router change to %g%% failed: %s", self.spec.name, weight, exc)
-                if last:
-                    raise
-                await self.clock.sleep(delay)
-                delay *= 2
-        raise AssertionError("unreachable")  # pragma: no cover
+        """Set the weight (and read it back, except for a rollback); retry a router that did
+        not answer, never one that refused; raise after the last retry."""
+
+        async def change() -> float:
+            if weight == 0.0:
+                # reset() returns only once the router confirms 0 % (the Router contract);
+                # no extra read-back on the path where every millisecond is canary traffic.
+                await self.router.reset()
+                return 0.0
+            await self.router.set_weight(weight)
+            confirmed = await self.router.get_weight()
+            # Argo Rollouts picks its own step weights: any answer confirms a forward move.
+            follows_steps = getattr(self.router, "weights_are_steps", False) and weight > 0
+            if not follows_steps and abs(confirmed - weight) > WEIGHT_TOLERANCE:
+                # The change may still be landing (a reload): the weight is unknown, not refused.
+                raise RouterUnavailable(f"router reports {confirmed:g}% after being set to {weight:g}%")
+            return confirmed
+
+        def failed(exc: CanaryPilotError, attempt: int, gave_up: bool) -> None:
+            self._emit(
+                EventKind.ROUTER_FAILED, requested=weight, attempt=attempt, error=str(exc), gave_up=gave_up
+            )
+            log.warning("rollout %s: router change to %g%% failed: %s", self.spec.name, weight, exc)
+
+        return await retrying(change, on_failure=failed, **self._router_retries())
 
     async def _read_router(self) -> float:
-        delay = self.policy.router_backoff_seconds
-        for attempt in range(self.policy.router_retries + 1):
-            try:
-                return await self.router.get_weight()
-            except RouterUnavailable:
-                if attempt == self.policy.router_retries:
-                    raise
-                await self.clock.sleep(delay)
-                delay *= 2
-        raise AssertionError("unreachable")  # pragma: no cover
+        return await retrying(self.router.get_weight, **self._router_retries())
+
+    def _router_retries(self) -> dict[str, Any]:
+        backoff = Backoff(self.policy.router_backoff_seconds)
+        return {"clock": self.clock, "retries": self.policy.router_retries, "backoff": backoff}
 
     # -- waiting, events, notifications ----------------------------------------------------
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from canarypilot._exceptions import ConfigError
 from canarypilot.model import Target
 from canarypilot.policy import Settings
 
@@ -73,6 +74,12 @@ class RolloutSpec:
         from canarypilot.model import validate_name
 
         validate_name(self.name, what="rollout name")
+        # The name is also the default state directory's last part: no "/", no "..".
+        if "/" in self.name or ".." in self.name or ":" in self.name:
+            raise ConfigError(
+                f"invalid rollout name {self.name!r}: a rollout name is one identifier "
+                "(letters, digits, _ . -), without '/', ':' or '..'"
+            )
 
 
 @dataclass(frozen=True, slots=True)

@@ -164,7 +164,12 @@ class StateStore:
             if self.directory is None:
                 self._db = sqlite3.connect(":memory:", isolation_level=None)
             else:
-                self.directory.mkdir(parents=True, exist_ok=True)
+                # The stored rollout file names the router and the metrics backend: private.
+                self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+                _private(self.directory, 0o700)
+                _private(_touch(self.directory / "state.db"), 0o600)  # SQLite's -wal, -shm copy it
+                for name in ("state.db-wal", "state.db-shm", "audit.jsonl", "lock"):
+                    _private(self.directory / name, 0o600)
                 self._db = sqlite3.connect(self.directory / "state.db", isolation_level=None, timeout=10)
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=FULL")
@@ -179,13 +184,22 @@ class StateStore:
         """Refuse to run two controllers on one state directory at once."""
         if self.directory is None or self._lock is not None:
             return
-        handle = (self.directory / "lock").open("ab")
+        handle = _touch(self.directory / "lock").open("ab")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             handle.close()
             raise StateError(f"another controller is running on {self.directory}") from None
         self._lock = handle
+        # Only the lock holder repairs the log: a reader (status, pause) that cut a "torn"
+        # tail could cut the line a running controller is writing.
+        _cut_torn_tail(self.directory / "audit.jsonl")
+        self._next_seq = self._last_audit_seq() + 1
+
+    @property
+    def locked(self) -> bool:
+        """Whether this store holds the directory's lock (always true in memory)."""
+        return self.directory is None or self._lock is not None
 
     def close(self) -> None:
         if self._audit is not None:
@@ -220,6 +234,8 @@ class StateStore:
         self._query("INSERT OR REPLACE INTO state (name, body) VALUES (?, ?)", state.name, state.to_json())
 
     def save_config(self, text: str) -> None:
+        if not self.locked:
+            raise StateError(f"{self.directory}: take the lock before storing the rollout file")
         self._query("INSERT OR REPLACE INTO config (id, body) VALUES (1, ?)", text)
 
     def load_config(self) -> str | None:
@@ -253,7 +269,7 @@ class StateStore:
         line = (json.dumps(event.to_dict(), sort_keys=True, allow_nan=False) + "\n").encode()
         try:
             if self._audit is None:
-                self._audit = (self.directory / "audit.jsonl").open("ab")
+                self._audit = _touch(self.directory / "audit.jsonl").open("ab")
             self._audit.write(line)
             self._audit.flush()
             os.fdatasync(self._audit.fileno())  # the data, without a metadata round trip
@@ -277,9 +293,7 @@ class StateStore:
     def _last_audit_seq(self) -> int:
         if self.directory is None:
             return 0
-        path = self.directory / "audit.jsonl"
-        _cut_torn_tail(path)
-        events = read_audit(path)
+        events = read_audit(self.directory / "audit.jsonl")
         return events[-1].seq if events else 0
 
 
@@ -310,3 +324,18 @@ def _cut_torn_tail(path: Path) -> None:
                 fh.truncate(data.rfind(b"\n") + 1)
                 fh.flush()
                 os.fsync(fh.fileno())
+
+
+def _touch(path: Path) -> Path:
+    """``path``, created empty and owner-only (0600) if it did not exist."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    return path
+
+
+def _private(path: Path, mode: int) -> Path:
+    # Tighten what an older version created; a directory someone else owns stays as it is.
+    with contextlib.suppress(OSError):
+        if path.stat().st_uid == os.getuid():
+            path.chmod(mode)
+    return path

@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from canarypilot._exceptions import RouterError
+from canarypilot._exceptions import RouterError, RouterUnavailable
 from canarypilot.model import validate_name
 from canarypilot.routing.kubernetes import KubeClient
 
@@ -88,7 +88,7 @@ class HTTPRouteRouter:
         written = await self.client.replace(self.path, body)
         confirmed = route_weight(written, rule=self.rule, stable=self.stable, canary=self.canary)
         if abs(confirmed - weight) > 100 / SCALE:
-            raise RouterError(f"HTTPRoute reports {confirmed:g}% after setting {weight:g}%")
+            raise RouterUnavailable(f"HTTPRoute reports {confirmed:g}% after setting {weight:g}%")
 
     async def get_weight(self) -> float:
         route = await self.client.get(self.path)

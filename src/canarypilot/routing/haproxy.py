@@ -105,7 +105,7 @@ class HAProxyRouter:
             raise RouterError(f"HAProxy refused the weight change: {reply.strip()[:300]}")
         confirmed = await self.get_weight()
         if abs(confirmed - canary * 100 / TOTAL_WEIGHT) > 0.01:
-            raise RouterError(f"HAProxy reports {confirmed:g}% after setting {weight:g}%")
+            raise RouterUnavailable(f"HAProxy reports {confirmed:g}% after setting {weight:g}%")
 
     async def get_weight(self) -> float:
         reply = await self.command(

@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from canarypilot._exceptions import RouterError
+from canarypilot._exceptions import RouterError, RouterUnavailable
 from canarypilot.model import validate_name
 from canarypilot.routing.kubernetes import KubeClient, NotFound
 
@@ -112,7 +112,7 @@ class IngressRouter:
             await self.client.patch(self._path(self.canary_ingress), patch)
         confirmed = await self.get_weight()
         if abs(confirmed - weight) > 100 / SCALE:
-            raise RouterError(f"canary Ingress reports {confirmed:g}% after setting {weight:g}%")
+            raise RouterUnavailable(f"canary Ingress reports {confirmed:g}% after setting {weight:g}%")
 
     async def get_weight(self) -> float:
         try:

@@ -191,7 +191,7 @@ class SimMetrics:
         self,
         target: Target,
         *,
-        weight: float,
+        weight: float | None,
         slicing: Slicing,
         since: float | None = None,
         at: float | None = None,

@@ -35,7 +35,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 HERE = Path(__file__).resolve().parent
 ARGO_VERSION = "v1.7.2"
-ARTICLE = HERE.parents[3] / "shared" / "seed" / "article-manifests.yaml"
+ARTICLE = HERE.parents[1] / "data" / "article-manifests.yaml"
 CACHE = cache_dir(f"argo-{ARGO_VERSION}")
 BUILD_TIMEOUT = 45 * 60  # a cold build downloads and compiles Argo's whole dependency tree
 
