@@ -64,9 +64,11 @@ async def analyze(
 ) -> Decision:
     """One decision now (or at Unix time ``at``), from Prometheus or from ``provider``.
 
-    The step judged is the canary's current one: it began at ``since`` (Unix time) at
-    ``weight`` percent, or, when they are not given, where the data shows the canary's
-    share of requests last changed (``metrics.history.observed_since``).
+    With ``weight`` or ``since`` the step judged is the canary's current one: it began at
+    ``since`` (Unix time) at ``weight`` percent, or where the data shows the canary's share
+    of requests last changed (``metrics.history.observed_since``), and ``analysis.decide``
+    judges it, as the gate and the controller do. Without either, one window is judged
+    with the v1 judge (``judge_snapshot``), as before.
 
     ``settings`` default to ``Settings()``: the article's numbers, no environment
     (use ``load_settings()`` for the file/environment/flags layering of the CLI).
@@ -86,6 +88,15 @@ async def analyze(
         canary_version or settings.query.canary_version,
         stable_version or settings.query.stable_version,
     )
+    if weight is None and since is None:
+        # Not yet on the step pipeline (issue 10, left undone): one window, the v1 judge.
+        if provider is not None:
+            return judge_snapshot(await provider.snapshot(target), settings)
+        from canarypilot.metrics.prometheus import PrometheusMetrics
+
+        clock: Callable[[], float] = time.time if at is None else (lambda: at)
+        async with PrometheusMetrics(settings.prometheus, settings.query, now=clock) as owned:
+            return judge_snapshot(await owned.snapshot(target), settings)
     if provider is not None:
         return (await step(provider, target, settings, weight=weight, since=since, at=at)).decision
     from canarypilot.metrics.prometheus import PrometheusMetrics

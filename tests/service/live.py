@@ -130,6 +130,8 @@ def prometheus_queries(prom: LocalPrometheus) -> float:
     text = httpx.get(f"{prom.url}/metrics", timeout=5.0).text
     total = 0.0
     for line in text.splitlines():
-        if line.startswith("prometheus_http_requests_total{") and ('handler="/api/v1/query"' in line or 'handler="/api/v1/query_range"' in line):
+        if line.startswith("prometheus_http_requests_total{") and (
+            'handler="/api/v1/query"' in line or 'handler="/api/v1/query_range"' in line
+        ):
             total += float(line.rsplit(" ", 1)[1])
     return total
