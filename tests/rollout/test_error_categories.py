@@ -4,6 +4,8 @@ rejected query is not an outage."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from canarypilot._exceptions import (
@@ -101,7 +103,7 @@ async def test_a_router_that_does_not_answer_is_retried(clock: FakeClock) -> Non
 
 
 class RejectingMetrics(ScriptedMetrics):
-    async def history(self, target: Target, **_: object) -> StepHistory:  # type: ignore[override]
+    async def history(self, target: Target, **_: Any) -> StepHistory:
         self.calls.append((self.clock.now(), None))
         raise QueryError("Prometheus rejected the query (bad_data: parse error)", query="up{")
 
