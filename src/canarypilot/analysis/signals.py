@@ -53,23 +53,34 @@ class LatencyResult:
     warming_up: bool
 
 
-def dispersion(k: Sequence[float], n: Sequence[float]) -> float:
+def dispersion(k: Sequence[float], n: Sequence[float], *, reference: Sequence[float] | None = None) -> float:
     """Overdispersion of per-slice counts: 1 for independent requests, more when they move together
-    (Pearson's chi-square over its degrees of freedom, at least 1).
+    (Pearson's chi-square over its degrees of freedom, at least 1). With ``reference`` (a share
+    per slice, e.g. stable's in the same slice), each slice's expected count follows it, scaled
+    to the counts' total, so variation the reference shares is not counted.
 
     >>> dispersion([1, 1, 1, 1], [100, 100, 100, 100])
     1.0
     >>> dispersion([0, 0, 0, 40], [100, 100, 100, 100]) > 10
     True
+    >>> dispersion([1, 1, 1, 40], [100] * 4, reference=[0.01, 0.01, 0.01, 0.4])
+    1.0
     """
-    used = [(ki, ni) for ki, ni in zip(k, n, strict=True) if ni > 0]
-    n_sum = sum(ni for _, ni in used)
-    if len(used) < 2 or n_sum <= 0:
+    rows = [
+        (ki, ni, 1.0 if reference is None else reference[i])
+        for i, (ki, ni) in enumerate(zip(k, n, strict=True))
+    ]
+    used = [(ki, ni, ri) for ki, ni, ri in rows if ni > 0 and ri > 0]
+    weight = sum(ni * ri for _, ni, ri in used)
+    if len(used) < 2 or weight <= 0:
         return 1.0
-    p = sum(ki for ki, _ in used) / n_sum
-    if not 0 < p < 1:
-        return 1.0
-    chi2 = sum((ki - ni * p) ** 2 / (ni * p * (1 - p)) for ki, ni in used)
+    scale = sum(ki for ki, _, _ in used) / weight
+    chi2 = 0.0
+    for ki, ni, ri in used:
+        p = min(1 - 1e-9, scale * ri)
+        if p <= 0:
+            return 1.0
+        chi2 += (ki - ni * p) ** 2 / (ni * p * (1 - p))
     return max(1.0, chi2 / (len(used) - 1))
 
 
@@ -215,7 +226,10 @@ def latency_test(
     if n_kept > 0:
         canary_p99 = hist.quantile(hist.add(canary[i] for i in kept) or canary_pool, quantile)
         point = None if canary_p99 is None else canary_p99 / stable_p99 - 1
-        spread = math.sqrt(dispersion([beyond_p99[i] for i in kept], [n[i] for i in kept]))
+        # Overdispersion against stable's own share in each slice: what both versions felt
+        # together (a shared stall, load jitter) is not the canary's uncertainty.
+        paired = [hist.share_beyond(stable[i], stable_p99) or 0.0 for i in kept]
+        spread = math.sqrt(dispersion([beyond_p99[i] for i in kept], [n[i] for i in kept], reference=paired))
         share_high = _wilson_upper(k_kept, n_kept, z * spread)
         index = hist.tail_index(stable_pool, stable_p99)
         bound = stable_p99 * (share_high / tail) ** (1 / index) / stable_low - 1
