@@ -154,6 +154,7 @@ class _EdgeTest:
 
 def _edge_test(
     rows: Sequence[Slice],
+    stable_pool: hist.Buckets,
     stable: Sequence[hist.Buckets],
     canary: Sequence[hist.Buckets],
     edge: float,
@@ -163,8 +164,6 @@ def _edge_test(
     since: float,
 ) -> _EdgeTest:
     delta = slo.max_latency_delta
-    stable_pool = hist.add(stable)
-    assert stable_pool is not None
     # Stable's share beyond E / (1 + delta) over the step, half a request added so an empty
     # tail is not a zero reference.
     n_all = hist.total(stable_pool)
@@ -197,8 +196,8 @@ def latency_test(
 ) -> LatencyResult | None:
     """The latency signal's test, after the warm-up (``None`` without histograms for both)."""
     rows = [s for s in slices if hist.valid(s.stable.buckets) and hist.valid(s.canary.buckets)]
-    stable = [s.stable.buckets for s in rows if s.stable.buckets]
-    canary = [s.canary.buckets for s in rows if s.canary.buckets]
+    stable = [hist.monotone(s.stable.buckets) for s in rows if s.stable.buckets]
+    canary = [hist.monotone(s.canary.buckets) for s in rows if s.canary.buckets]
     stable_pool, canary_pool = hist.add(stable), hist.add(canary)
     if not rows or stable_pool is None or canary_pool is None:
         return None
@@ -209,7 +208,7 @@ def latency_test(
     edge = hist.bound_at_or_above(canary_pool, (1 + delta) * stable_p99)
     tested = _EdgeTest(0.0, [0.0] * len(rows), 0, False)
     if edge is not None:
-        tested = _edge_test(rows, stable, canary, edge, slo=slo, need=need, since=since)
+        tested = _edge_test(rows, stable_pool, stable, canary, edge, slo=slo, need=need, since=since)
 
     # The p99 bound: the canary's share beyond stable's p99 at its upper Wilson bound, as a
     # latency ratio through stable's tail slope, over stable's p99 at its lower bound.
