@@ -10,7 +10,9 @@ latency ``E`` is the first bucket bound at or above ``(1 + delta)`` times stable
 the canary's count is its requests beyond ``E`` (exact: ``E`` is a bound), the reference
 stable's share beyond ``E / (1 + delta)`` over the step, raised to stable's own share in
 the slice (a stall both versions share). A canary that is stable slowed by ``1 + delta``
-puts exactly that share beyond ``E``; at ``E = (1 + delta) p99_stable`` it is 1 %.
+puts exactly that share beyond ``E``; at ``E = (1 + delta) p99_stable`` it is 1 %. The
+bound below ``E`` is read the same way while stable's share there is at most 10 % (about
+its p90), and each slice counts the mean of the two outcomes: more counts, same rule.
 Stable's share is interpolated inside its bucket, which in a falling tail over-states it:
 the reference is never too low, so the buckets cause no false rollback. What it costs:
 the test sees a regression only somewhat above ``delta`` (about +22 % instead of +15 %
@@ -41,6 +43,9 @@ from canarypilot.analysis.warmup import allowances
 from canarypilot.model import SignalTest, Slice, ViolationKind
 from canarypilot.policy import SLOPolicy
 
+#: The bound below the test latency is read too while stable puts at most this share of its
+#: requests beyond it over (1 + delta): about its p90, still the tail the SLO is about.
+LOWER_EDGE_SHARE = 0.1
 #: A slice in which stable itself put this share beyond its tail bound is a shared stall:
 #: it says nothing about the canary either way.
 SHARED_STALL = 0.5
@@ -152,7 +157,7 @@ class _EdgeTest:
     warming_up: bool
 
 
-def _edge_test(
+def _edge_outcomes(
     rows: Sequence[Slice],
     stable_pool: hist.Buckets,
     stable: Sequence[hist.Buckets],
@@ -162,7 +167,9 @@ def _edge_test(
     slo: SLOPolicy,
     need: int,
     since: float,
-) -> _EdgeTest:
+) -> tuple[list[float], list[float], list[float], float]:
+    """Each slice's bet outcome at the bound ``edge``, with the shares, allowances and the
+    step's reference share they were read against."""
     delta = slo.max_latency_delta
     # Stable's share beyond E / (1 + delta) over the step, half a request added so an empty
     # tail is not a zero reference.
@@ -177,12 +184,41 @@ def _edge_test(
         seed=max(1, need - 1),
         max_warmup=slo.max_warmup_seconds,
     )
-    observations = []
+    cap = slice_cap(slo.alpha, need)
+    outcomes = []
     for b_s, k, total, allowance in zip(stable, beyond, n, allowed, strict=True):
         reference = max(base, allowance, hist.tail_share_beyond(b_s, edge / (1 + delta)) or 0.0)
-        observations.append(SliceObservation(k, total if reference < SHARED_STALL else 0.0, reference))
-    cap = slice_cap(slo.alpha, need)
-    outcomes = [excess(o, cap) for o in observations]
+        outcomes.append(
+            excess(SliceObservation(k, total if reference < SHARED_STALL else 0.0, reference), cap)
+        )
+    return outcomes, shares, allowed, base
+
+
+def _edge_test(
+    rows: Sequence[Slice],
+    stable_pool: hist.Buckets,
+    stable: Sequence[hist.Buckets],
+    canary: Sequence[hist.Buckets],
+    edge: float,
+    *,
+    slo: SLOPolicy,
+    need: int,
+    since: float,
+) -> _EdgeTest:
+    """The test at ``edge``, and at the bound below it when stable puts at most
+    ``LOWER_EDGE_SHARE`` of its requests beyond that bound over ``1 + delta`` (it is still
+    in the tail): each slice's outcome is the mean of the two, itself of mean at most 0 for
+    a canary within the SLO, and the lower bound's counts are several times larger."""
+    outcomes, shares, allowed, base = _edge_outcomes(
+        rows, stable_pool, stable, canary, edge, slo=slo, need=need, since=since
+    )
+    lower = max((b for b, _ in stable_pool if b < edge), default=0.0)
+    delta = slo.max_latency_delta
+    if lower > 0 and (hist.tail_share_beyond(stable_pool, lower / (1 + delta)) or 1.0) <= LOWER_EDGE_SHARE:
+        low, _, _, _ = _edge_outcomes(
+            rows, stable_pool, stable, canary, lower, slo=slo, need=need, since=since
+        )
+        outcomes = [(a + b) / 2 for a, b in zip(outcomes, low, strict=True)]
     log_e = log_e_value(log_wealth_prefixes(outcomes), 0, len(rows))
     # The bounds read the slices after the last one the allowance excused (in excess of
     # stable's share, and covered by it); the newest one so: warming up.
