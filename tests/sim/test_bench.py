@@ -34,13 +34,16 @@ def test_bench_writes_table_json_and_charts(small_suite: Path, tmp_path: Path) -
     assert result.exit_code == 0, result.output
     assert "false rollback rate" in result.stdout and "targets for canarypilot" in result.stdout
     report = json.loads((out / "bench.json").read_text())
-    assert len(report["runs"]) == 3 * 3 * 2
+    assert len(report["runs"]) == 3 * 5 * 2  # scenarios x strategies x seeds
     mine = report["summary"]["canarypilot"]
     assert mine["detection_rate"] == 1.0 and mine["false_rollback_rate"] == 0.0
     assert mine["ttd_median_seconds"] <= 90
     # Flagger advances one step a minute: it cannot beat five minutes to detect.
     assert report["summary"]["flagger"]["ttd_median_seconds"] >= 300
-    assert {t["target"] for t in report["targets"]} >= {"false rollback rate", "median time to detect"}
+    assert {t["target"] for t in report["targets"]} >= {
+        "false rollback rate",
+        "median time to detect (15 s scrapes)",
+    }
     assert (out / "bench.txt").read_text().startswith("strategies on the suite")
     pngs = sorted(p.name for p in out.glob("*.png"))
     assert pngs == ["bad_requests.png", "time_to_detect.png", "time_to_promote.png", "verdicts.png"]
@@ -94,7 +97,7 @@ def test_simulate_json_is_deterministic(tmp_path: Path) -> None:
         (["simulate", "no-such-scenario"], "no built-in scenario of that name"),
         (["simulate", "healthy", "--strategy", "yolo"], "unknown strategy 'yolo'"),
         (["bench", "--suite", "/nonexistent"], "is not a directory"),
-        (["bench", "--suite", "builtin", "-s", "argo"], "unknown strategy 'argo'"),
+        (["bench", "--suite", "builtin", "-s", "yolo"], "unknown strategy 'yolo'"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(args: list[str], message: str) -> None:
@@ -136,3 +139,39 @@ def test_seed_start_runs_a_held_out_range(small_suite: Path) -> None:
     assert same == held_out["runs"]
     bad = CliRunner().invoke(app, ["bench", "--suite", str(small_suite), "--seed-start", "-1"])
     assert bad.exit_code == 2
+
+
+def test_per_family_ratios_to_static_and_oracle_and_the_issue_targets(small_suite: Path) -> None:
+    from canarypilot.sim.bench import load_suite
+    from canarypilot.sim.report import render_table
+
+    report = run_bench(
+        load_suite(small_suite), seeds=2, strategies=["static", "canarypilot", "argo", "oracle"]
+    )
+    row = report["families"]["latency-regression-100"]
+    mine, floor, base = row["canarypilot"], row["oracle"], row["static"]
+    ratios = row["ratios"]["canarypilot"]
+    assert ratios["ttd_vs_oracle"] == pytest.approx(
+        mine["ttd_median_seconds"] / floor["ttd_median_seconds"], abs=1e-3
+    )
+    assert ratios["bad_requests_vs_static"] == pytest.approx(
+        mine["bad_requests_total"] / base["bad_requests_total"], abs=1e-3
+    )
+    # The oracle is the floor: nobody detects sooner on average.
+    assert all(row["ratios"][s]["ttd_vs_oracle"] >= 1 for s in ("static", "canarypilot", "argo"))
+    names = [t["target"] for t in report["targets"]]
+    assert names == [
+        "false rollback rate",
+        "healthy releases undecided",
+        "bad canaries rolled back",
+        "bad requests vs static",
+        "median time to detect (15 s scrapes)",
+        "time to detect vs oracle",
+        "healthy promotion vs static",
+        "argo bad requests vs canarypilot",
+        "argo false rollback rate",
+        "argo healthy releases undecided",
+    ]
+    text = render_table(report)
+    assert "canarypilot per family, against static and the oracle" in text
+    assert "argo per family" in text and "healthy runs left undecided" in text

@@ -101,3 +101,32 @@ def test_a_suite_rejects_duplicate_names(tmp_path: Path) -> None:
         load_suite(tmp_path)
     with pytest.raises(ConfigError, match="not a directory"):
         load_suite(tmp_path / "a.yaml")
+
+
+def test_builtin_families_model_the_six_causes_of_issue_10() -> None:
+    suite = {s.name: s for s in builtin_suite()}
+    # 1. capacity that gives out between 40 % and 100 %: a knee only a judged high step can see.
+    for name, share in (("capacity-gives-out-at-60pct", 0.6), ("capacity-gives-out-at-85pct", 0.85)):
+        s = suite[name]
+        assert s.expect == "rollback" and s.knees[0].capacity_rps == pytest.approx(share * s.rps)
+    # 2. correlated noise and stalls on healthy canaries.
+    assert suite["healthy-gc-stalls"].episodes[0].versions == "both"
+    assert suite["healthy-canary-stalls"].episodes[0].versions == "canary"
+    assert suite["healthy-shared-jitter"].jitter is not None
+    assert all(suite[n].expect == "promote" for n in ("healthy-gc-stalls", "healthy-shared-jitter"))
+    # 3. a +20 % regression, just beyond the 15 % threshold.
+    assert suite["latency-regression-20"].regressions[0].latency_factor == 1.2
+    # 4. low traffic: under one canary request a second at 5 %, and a 2x regression there.
+    low = suite["low-traffic-regression-2x"]
+    assert low.rps * 0.05 < 1 and low.expect == "rollback"
+    assert suite["healthy-low-traffic"].expect == "promote"
+    # 5. slow warm-ups of 1 and 3 minutes on healthy canaries.
+    assert [suite[f"healthy-slow-warmup-{m}min"].warmups[0].decay_seconds for m in (1, 3)] == [60, 180]
+    # 6. the article's monitoring: 30 s scrapes, 20 s remote-write lag.
+    mon = suite["healthy-scrape-30s-lag-20s"].monitoring
+    assert (mon.scrape_interval_seconds, mon.scrape_lag_seconds) == (30, 20)
+    # Bad by the canary's own model, no event at all.
+    assert (
+        suite["canary-slower-own-model"].expect == "rollback"
+        and not suite["canary-slower-own-model"].regressions
+    )

@@ -36,8 +36,8 @@ def register(app: typer.Typer) -> None:
         "bench",
         help=(
             "Run every scenario of a suite over many seeds with each strategy (static, flagger, "
-            "canarypilot) and compare false rollbacks, detection, time to detect and restore, bad "
-            "requests served and time to promote. Exit codes: 0 done, 1 --check given and a "
+            "canarypilot, argo, oracle) and compare false rollbacks, detection, time to detect "
+            "and restore, bad requests served and time to promote. Exit codes: 0 done, 1 --check given and a "
             "target missed, 2 invalid suite, option or settings file."
         ),
     )(bench)
@@ -73,7 +73,9 @@ def _scenario(ref: str) -> Any:
 
 def simulate(
     scenario: str = typer.Argument(..., help="Scenario YAML file, or a built-in scenario's name."),
-    strategy: str = typer.Option("canarypilot", "--strategy", "-s", help="static, flagger or canarypilot."),
+    strategy: str = typer.Option(
+        "canarypilot", "--strategy", "-s", help="static, flagger, canarypilot, argo or oracle."
+    ),
     seed: int = typer.Option(0, "--seed", min=0, help="Random seed; the same seed replays the same run."),
     config: str | None = typer.Option(
         None, "--config", "-c", help="canarypilot settings YAML (default: the default policy)."
@@ -81,9 +83,9 @@ def simulate(
     output: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
 ) -> None:
     with friendly_errors():
+        from canarypilot.sim.catalog import make_strategy
         from canarypilot.sim.engine import default_settings
         from canarypilot.sim.engine import simulate as run
-        from canarypilot.sim.strategies import make_strategy
 
         make_strategy(strategy)  # an unknown name is a usage error before anything runs
         loaded = _scenario(scenario)
@@ -128,7 +130,10 @@ def bench(
         None, "--out", "-o", help="Directory for bench.json (every run), bench.txt and the PNG charts."
     ),
     strategies: list[str] = typer.Option(
-        ["static", "flagger", "canarypilot"], "--strategy", "-s", help="Strategies to run (repeatable)."
+        ["static", "flagger", "canarypilot", "argo", "oracle"],
+        "--strategy",
+        "-s",
+        help="Strategies to run (repeatable).",
     ),
     config: str | None = typer.Option(
         None, "--config", "-c", help="canarypilot settings YAML to bench instead of the default policy."

@@ -31,10 +31,10 @@ from typing import Any
 
 from canarypilot._exceptions import ConfigError
 from canarypilot.policy import Settings
+from canarypilot.sim.catalog import STRATEGIES
 from canarypilot.sim.engine import RunResult, default_settings, simulate
-from canarypilot.sim.report import check_targets
+from canarypilot.sim.report import check_targets, ratios
 from canarypilot.sim.scenario import Scenario, load_scenario
-from canarypilot.sim.strategies import STRATEGIES
 from canarypilot.sim.timeline import Outcome
 
 MAX_SCENARIOS = 500
@@ -134,7 +134,15 @@ def run_bench(
         "seed_start": seed_start,
         "jobs": jobs,
         "strategies": list(strategies),
-        "scenarios": [{"name": s.name, "family": s.family, "expect": s.expect} for s in scenarios],
+        "scenarios": [
+            {
+                "name": s.name,
+                "family": s.family,
+                "expect": s.expect,
+                "scrape_interval_seconds": s.monitoring.scrape_interval_seconds,
+            }
+            for s in scenarios
+        ],
         "overrides": overrides,
         "summary": {name: summarize([r for r in results if r.strategy == name]) for name in strategies},
         "families": families(results, scenarios, strategies),
@@ -211,5 +219,6 @@ def families(
         for name in strategies:
             runs = [r for r in results if r.family == family and r.strategy == name]
             row[name] = summarize(runs)
+        row["ratios"] = {name: ratios(row, name) for name in strategies}
         out[family] = row
     return out

@@ -11,7 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-_COLOURS = {"static": "#9e9e9e", "flagger": "#1f77b4", "canarypilot": "#e6550d"}
+_COLOURS = {
+    "static": "#9e9e9e",
+    "flagger": "#1f77b4",
+    "canarypilot": "#e6550d",
+    "argo": "#fdae6b",
+    "oracle": "#31a354",
+}
 
 
 def write_charts(report: dict[str, Any], directory: str | Path) -> list[Path]:

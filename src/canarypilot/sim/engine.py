@@ -24,9 +24,10 @@ from canarypilot._exceptions import RouterError
 from canarypilot.metrics.history import Slicing
 from canarypilot.model import Snapshot, StepHistory, Target
 from canarypilot.policy import Settings
+from canarypilot.sim.catalog import make_strategy
 from canarypilot.sim.pipeline import MetricsPipeline
 from canarypilot.sim.scenario import Scenario
-from canarypilot.sim.strategies import Context, make_strategy
+from canarypilot.sim.strategies import Context, TruthRecord
 from canarypilot.sim.timeline import Mark, MarkKind, Outcome, Timeline
 from canarypilot.sim.world import World
 
@@ -125,6 +126,8 @@ class Simulation:
         self.canary_requests = 0
         #: Off once the strategy is done: nobody looks at the metrics any more.
         self.observed = True
+        #: The canary's ticks with what they were drawn from, kept only for the oracle.
+        self.truth_log: list[TruthRecord] | None = None
 
     def advance_to(self, until: float) -> None:
         """Move the clock to ``until``; past the horizon, stop there and end the run."""
@@ -147,6 +150,9 @@ class Simulation:
             if self.observed:
                 pipeline.record(stable, canary)
             self.canary_requests += canary.requests
+            truth = self.world.last_truth
+            if self.truth_log is not None and truth is not None and canary.requests:
+                self.truth_log.append(TruthRecord(end, self.weight, truth))
             if self.weight > 0 and self.world.canary_is_bad(t, self.weight):
                 if self.onset is None:
                     self.onset = t
@@ -160,6 +166,30 @@ class Simulation:
     def set_weight(self, weight: float) -> None:
         self.catch_up()
         self.weight = weight
+
+
+class SimTruth:
+    """The oracle's view: the canary's ticks with their true parameters, each visible
+    once the scrape that holds it is published (the same delay every strategy has)."""
+
+    def __init__(self, sim: Simulation) -> None:
+        self._sim = sim
+        self._read = 0
+        sim.truth_log = []
+        self.scenario = sim.scenario
+        self.world = sim.world
+
+    def visible(self) -> list[TruthRecord]:
+        """The ticks published since the last call, oldest first."""
+        sim = self._sim
+        sim.catch_up()
+        log = sim.truth_log or []
+        until = sim.pipeline.published_at
+        end = self._read
+        while end < len(log) and log[end].end <= until:
+            end += 1
+        fresh, self._read = log[self._read : end], end
+        return fresh
 
 
 class SimClock:
@@ -253,12 +283,18 @@ async def _run(scenario: Scenario, strategy_name: str, seed: int, settings: Sett
     timeline = Timeline(EPOCH)
     router = SimRouter(sim, clock, timeline, scenario.routing_delay_seconds)
     ctx = Context(scenario, sim.target, clock, SimMetrics(sim), router, timeline, settings)
+    if getattr(strategy, "needs_truth", False):
+        ctx.truth = SimTruth(sim)
     try:
         await strategy.run(ctx)
         sim.catch_up()
         sim.observed = False
-        if scenario.is_bad and timeline.outcome is Outcome.PROMOTED:
-            sim.advance_to(sim.horizon)  # the bad version keeps serving: count its bad requests
+        if timeline.outcome is Outcome.UNDECIDED or (
+            scenario.is_bad and timeline.outcome is Outcome.PROMOTED
+        ):
+            # A promoted bad version, or a release left paused (Argo waiting for a person),
+            # keeps serving at its weight to the end: count its bad requests, unobserved.
+            sim.advance_to(sim.horizon)
             sim.catch_up()
     except HorizonReached:
         pass

@@ -13,6 +13,7 @@ ones.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable
 
@@ -68,6 +69,8 @@ class MetricsPipeline:
         self._next_scrape = start
         self._in_flight: deque[tuple[float, list[float]]] = deque()
         self.scrapes = 0
+        #: Time stamp of the newest scrape that queries can see (its lag has passed).
+        self.published_at = -math.inf
         q = query
         # The series never change, only their values: build the label sets once.
         self._series: list[tuple[str, dict[str, str]]] = []
@@ -90,6 +93,7 @@ class MetricsPipeline:
         lag = self.monitoring.scrape_lag_seconds
         while self._in_flight and self._in_flight[0][0] + lag <= now:
             at, values = self._in_flight.popleft()
+            self.published_at = at
             for (name, labels), value in zip(self._series, values, strict=True):
                 self.store.append(name, labels, at, value)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -23,11 +23,13 @@ import yaml
 
 from canarypilot._exceptions import ConfigError
 from canarypilot.model import validate_name
+from canarypilot.policy import Settings
 
 #: prometheus_client's default histogram buckets, in milliseconds.
 DEFAULT_BUCKETS_MS: tuple[float, ...] = (5, 10, 25, 50, 75, 100, 250, 500, 750, 1000, 2500, 5000, 7500, 10000)
 MAX_FILE_BYTES = 256 * 1024
 _Z99 = 2.3263478740408408  # the standard normal's 99th percentile
+_SLO = Settings().slo  # the policy's default thresholds: the scenario's SLO unless it says otherwise
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +52,12 @@ class VersionModel:
 
 @dataclass(frozen=True, slots=True)
 class WarmupSpike:
+    """After every weight increase: latency x ``1 + (magnitude - 1)·e^(-t/decay)``, errors
+    + ``added_errors·e^(-t/decay)``. A warm-up decays; it is never degradation."""
+
     magnitude: float
     decay_seconds: float = 20.0
+    added_errors: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +65,50 @@ class Regression:
     at_seconds: float = 0.0
     latency_factor: float = 1.0
     added_errors: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Ramp:
+    """A gradual regression: from ``at_seconds`` the canary's latency factor and added
+    errors grow linearly from nothing to their full value over ``duration_seconds``."""
+
+    at_seconds: float = 0.0
+    duration_seconds: float = 600.0
+    latency_factor: float = 1.0
+    added_errors: float = 0.0
+
+    def share(self, t: float) -> float:
+        """How much of the ramp has happened at ``t`` (0 … 1)."""
+        if t < self.at_seconds:
+            return 0.0
+        return min(1.0, (t - self.at_seconds) / self.duration_seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class Episode:
+    """A transient: a canary-only burst or a stall on one or both versions.
+
+    The episodes start at ``at_seconds`` (fixed) or at random (``per_hour``, drawn
+    up front per seed) and last ``seconds``; during one, the ``versions`` named
+    are ``latency_factor`` times slower and fail ``added_errors`` more requests.
+    """
+
+    kind: str  # "burst" | "stall"
+    versions: str  # "canary" | "stable" | "both"
+    seconds: float
+    latency_factor: float
+    added_errors: float = 0.0
+    at_seconds: tuple[float, ...] = ()
+    per_hour: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class SharedJitter:
+    """Load noise both versions feel at the same moment: one log-normal latency
+    factor (σ ``sigma``) per ``interval_seconds``, the same for stable and canary."""
+
+    sigma: float
+    interval_seconds: float = 15.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,9 +155,15 @@ class Scenario:
     duration_seconds: float = 1800.0
     rps: float = 100.0
     slo_latency_ms: float = 500.0
+    #: The SLO's thresholds; the ground truth (degraded or not) reads them, never a strategy's policy.
+    max_latency_delta: float = _SLO.max_latency_delta
+    max_error_delta: float = _SLO.max_error_delta
     warmups: tuple[WarmupSpike, ...] = ()
     regressions: tuple[Regression, ...] = ()
     knees: tuple[CapacityKnee, ...] = ()
+    ramps: tuple[Ramp, ...] = ()
+    episodes: tuple[Episode, ...] = ()
+    jitter: SharedJitter | None = None
     noise: Noise | None = None
     dips: tuple[TrafficDip, ...] = ()
     monitoring: Monitoring = field(default_factory=Monitoring)
@@ -120,7 +176,40 @@ class Scenario:
     def regression_onset(self) -> float | None:
         """When the canary turns bad by construction (a knee's onset depends on traffic)."""
         starts = [r.at_seconds for r in self.regressions if r.latency_factor > 1 or r.added_errors > 0]
+        if self.beyond_slo(0.0):
+            starts.append(0.0)
+        starts += [t for r in self.ramps if (t := self._ramp_crossing(r)) is not None]
         return min(starts) if starts else None
+
+    def persistent_excess(self, t: float) -> tuple[float, float]:
+        """The canary's own lasting difference from stable at ``t``: p99 ratio and added errors.
+
+        Its ``canary:`` model and the ramps; not regressions or knees (they have rules of their
+        own), nor warm-ups, bursts, stalls or noise (transients, not the version's behaviour).
+        """
+        ratio = self.canary.latency.p99_ms / self.stable.latency.p99_ms
+        errors = self.canary.error_rate - self.stable.error_rate
+        for ramp in self.ramps:
+            share = ramp.share(t)
+            ratio *= 1 + (ramp.latency_factor - 1) * share
+            errors += ramp.added_errors * share
+        return ratio, errors
+
+    def beyond_slo(self, t: float) -> bool:
+        """Whether the canary's lasting excess at ``t`` is worse than the SLO's thresholds."""
+        ratio, errors = self.persistent_excess(t)
+        return ratio - 1 > self.max_latency_delta or errors > self.max_error_delta
+
+    def _ramp_crossing(self, ramp: Ramp) -> float | None:
+        # Ramps grow monotonically: bisect for the moment the excess crosses a threshold.
+        end = ramp.at_seconds + ramp.duration_seconds
+        if not self.beyond_slo(end):
+            return None
+        low, high = ramp.at_seconds, end
+        for _ in range(40):
+            mid = (low + high) / 2
+            low, high = (low, mid) if self.beyond_slo(mid) else (mid, high)
+        return high
 
 
 class _NoAliasLoader(yaml.SafeLoader):
@@ -241,24 +330,54 @@ def _build(data: dict[str, Any]) -> Scenario:
     rps = float((data.get("traffic") or {}).get("rps", 100))
     knees = tuple(CapacityKnee(**k) for k in kinds.get("capacity_knee", []))
     regressions = tuple(Regression(**r) for r in kinds.get("regression", []))
-    bad = any(r.latency_factor > 1 or r.added_errors > 0 for r in regressions) or any(
-        k.capacity_rps < rps for k in knees
-    )
-    return Scenario(
+    jitters = kinds.get("shared_jitter", [])
+    if len(jitters) > 1:
+        raise ValueError("events: at most one shared_jitter event")
+    slo = data.get("slo") or {}
+    scenario = Scenario(
         name=name,
         family=data.get("family") or name,
         description=data.get("description", ""),
-        expect=data.get("expect") or ("rollback" if bad else "promote"),
+        expect=data.get("expect") or "promote",
         duration_seconds=float(data.get("duration_seconds", 1800)),
         rps=rps,
         stable=stable,
         canary=canary,
-        slo_latency_ms=float((data.get("slo") or {}).get("latency_ms", 500)),
+        slo_latency_ms=float(slo.get("latency_ms", 500)),
+        max_latency_delta=float(slo.get("max_latency_delta", _SLO.max_latency_delta)),
+        max_error_delta=float(slo.get("max_error_delta", _SLO.max_error_delta)),
         warmups=tuple(WarmupSpike(**w) for w in kinds.get("warmup_spike", [])),
         regressions=regressions,
         knees=knees,
+        ramps=tuple(Ramp(**r) for r in kinds.get("ramp", [])),
+        episodes=tuple(_episode(kind, e) for kind in ("burst", "stall") for e in kinds.get(kind, [])),
+        jitter=SharedJitter(**jitters[0]) if jitters else None,
         noise=Noise(**noises[0]) if noises else None,
         dips=tuple(TrafficDip(**d) for d in kinds.get("traffic_dip", [])),
         monitoring=monitoring,
         routing_delay_seconds=float((data.get("routing") or {}).get("delay_seconds", 1)),
+    )
+    if data.get("expect"):
+        return scenario
+    bad = (
+        any(r.latency_factor > 1 or r.added_errors > 0 for r in regressions)
+        or any(k.capacity_rps < rps for k in knees)
+        or scenario.regression_onset() is not None
+    )
+    return replace(scenario, expect="rollback" if bad else "promote")
+
+
+def _episode(kind: str, raw: dict[str, Any]) -> Episode:
+    at = tuple(sorted(float(t) for t in raw.get("at_seconds", ())))
+    per_hour = float(raw.get("per_hour", 0))
+    if not at and per_hour <= 0:
+        raise ValueError(f"events: a {kind} needs at_seconds or a per_hour above 0")
+    return Episode(
+        kind=kind,
+        versions="canary" if kind == "burst" else str(raw.get("versions", "both")),
+        seconds=float(raw.get("seconds", 20 if kind == "stall" else 10)),
+        latency_factor=float(raw.get("latency_factor", 5 if kind == "stall" else 2)),
+        added_errors=float(raw.get("added_errors", 0)),
+        at_seconds=at,
+        per_hour=per_hour,
     )

@@ -25,7 +25,6 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from canarypilot._exceptions import ConfigError
 from canarypilot.clock import Clock
 from canarypilot.metrics.base import MetricsProvider
 from canarypilot.model import Snapshot, Target
@@ -33,9 +32,29 @@ from canarypilot.policy import Settings
 from canarypilot.routing.base import Router
 from canarypilot.sim.scenario import Scenario
 from canarypilot.sim.timeline import MarkKind, Timeline
+from canarypilot.sim.world import CanaryTruth, World
 
 if TYPE_CHECKING:
     from canarypilot.rollout import RolloutEvent
+
+
+@dataclass(frozen=True, slots=True)
+class TruthRecord:
+    """One tick of canary traffic: when it ended (simulated epoch), at what weight, and
+    what its requests were drawn from."""
+
+    end: float
+    weight: float
+    truth: CanaryTruth
+
+
+class TruthFeed(Protocol):
+    """The true parameters, for the oracle only; no product strategy gets one."""
+
+    scenario: Scenario
+    world: World
+
+    def visible(self) -> list[TruthRecord]: ...
 
 
 @dataclass(slots=True)
@@ -49,6 +68,7 @@ class Context:
     router: Router
     timeline: Timeline
     settings: Settings
+    truth: TruthFeed | None = None
 
     def mark(self, kind: MarkKind, weight: float, text: str) -> None:
         self.timeline.add(self.clock.now(), kind, weight, text)
@@ -233,18 +253,3 @@ def _mark_event(ctx: Context, event: RolloutEvent) -> None:
             ctx.timeline.add(event.at, MarkKind.ROLLBACK, event.weight, f"{event.phase.value}: {reasons}")
     elif event.kind is EventKind.DECISION:
         ctx.timeline.add(event.at, MarkKind.NOTE, event.weight, f"next weight {data.get('weight', 0):g}%")
-
-
-STRATEGIES: dict[str, type[StaticLadder] | type[FlaggerAnalysis] | type[CanaryPilot]] = {
-    "static": StaticLadder,
-    "flagger": FlaggerAnalysis,
-    "canarypilot": CanaryPilot,
-}
-
-
-def make_strategy(name: str) -> Strategy:
-    """The strategy called ``name``; ``ConfigError`` naming the known ones otherwise."""
-    try:
-        return STRATEGIES[name]()
-    except KeyError:
-        raise ConfigError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}") from None

@@ -42,6 +42,23 @@ class Served:
     bad: int
 
 
+@dataclass(frozen=True, slots=True)
+class CanaryTruth:
+    """What the canary's requests of one tick were drawn from (for the oracle strategy).
+
+    ``healthy_*`` is what a healthy canary would have had at that moment (warm-up,
+    bursts, stalls, jitter, noise); the canary's own model and its degradation
+    (regressions, ramps, knees) come on top.
+    """
+
+    served: Served
+    healthy_factor: float
+    healthy_errors: float
+    degraded_factor: float
+    degraded_errors: float
+    degraded: bool
+
+
 class World:
     """Draws the traffic of each tick from the scenario, for a given canary weight.
 
@@ -57,11 +74,16 @@ class World:
         # the SLO" is counted exactly even when the SLO is not a bucket bound.
         edges = sorted({*buckets, slo})
         self._log_edges = np.log(np.array(edges))
+        self._log_bounds = np.log(np.array(buckets))
+        self._applied = (1.0, 0.0)
+        self.last_truth: CanaryTruth | None = None
         self._bucket_slots = np.array([edges.index(b) for b in buckets])
         self._slo_slot = edges.index(slo)
         self._last_increase: float | None = None
         self._weight = 0.0
         self.spikes = self._draw_spikes()
+        self.episodes = self._draw_episodes()
+        self.jitter = self._draw_jitter()
 
     def _draw_spikes(self) -> list[tuple[float, float, int]]:
         noise = self.scenario.noise
@@ -76,6 +98,40 @@ class World:
                 return spikes
             spikes.append((t, t + noise.spike_seconds, int(self.rng.integers(0, 2))))
 
+    def _draw_episodes(self) -> list[tuple[float, float, frozenset[int], float, float]]:
+        """Every burst and stall of the run: (start, end, versions, latency factor, errors)."""
+        out: list[tuple[float, float, frozenset[int], float, float]] = []
+        horizon = self.scenario.duration_seconds
+        for ep in self.scenario.episodes:
+            who = frozenset({"stable": (STABLE,), "canary": (CANARY,), "both": (STABLE, CANARY)}[ep.versions])
+            starts = list(ep.at_seconds)
+            if ep.per_hour > 0:
+                t = 0.0
+                while (t := t + float(self.rng.exponential(3600 / ep.per_hour))) < horizon:
+                    starts.append(t)
+            out += [(s, s + ep.seconds, who, ep.latency_factor, ep.added_errors) for s in starts]
+        return out
+
+    def _draw_jitter(self) -> np.ndarray | None:
+        jitter = self.scenario.jitter
+        if jitter is None:
+            return None
+        slots = int(self.scenario.duration_seconds // jitter.interval_seconds) + 2
+        return np.exp(self.rng.normal(0.0, jitter.sigma, slots))
+
+    def transient(self, t: float, who: int) -> tuple[float, float]:
+        """Latency factor and added errors of the bursts, stalls and shared jitter at ``t``."""
+        factor, errors = 1.0, 0.0
+        for start, end, versions, f, e in self.episodes:
+            if who in versions and start <= t < end:
+                factor *= f
+                errors += e
+        jitter = self.scenario.jitter
+        if self.jitter is not None and jitter is not None:
+            slot = min(int(t // jitter.interval_seconds), len(self.jitter) - 1)
+            factor *= float(self.jitter[slot])
+        return factor, errors
+
     def rps(self, t: float) -> float:
         """Mean total requests per second at ``t`` (traffic dips applied)."""
         rate = self.scenario.rps
@@ -85,26 +141,46 @@ class World:
         return rate
 
     def canary_conditions(self, t: float, weight: float) -> tuple[float, float]:
-        """The canary's latency factor and added error rate at ``t`` (before noise)."""
+        """The canary's latency factor and added error rate at ``t`` (before transients)."""
+        factor, errors = self.degradation(t, weight)
+        warm_factor, warm_errors = self.warmup(t)
+        return factor * warm_factor, errors + warm_errors
+
+    def degradation(self, t: float, weight: float) -> tuple[float, float]:
+        """The latency factor and added errors of the regressions, ramps and knees at ``t``."""
         factor, errors = 1.0, 0.0
         for reg in self.scenario.regressions:
             if t >= reg.at_seconds:
                 factor *= reg.latency_factor
                 errors += reg.added_errors
+        for ramp in self.scenario.ramps:
+            share = ramp.share(t)
+            factor *= 1 + (ramp.latency_factor - 1) * share
+            errors += ramp.added_errors * share
         canary_rps = self.rps(t) * weight / 100
         for knee in self.scenario.knees:
             excess = canary_rps / knee.capacity_rps - 1
             if excess > 0:
                 factor *= 1 + knee.latency_slope * excess
                 errors += knee.error_slope * excess
+        return factor, errors
+
+    def warmup(self, t: float) -> tuple[float, float]:
+        """The warm-up's latency factor and added errors at ``t`` (since the last increase)."""
+        factor, errors = 1.0, 0.0
         if self._last_increase is not None:
             since = t - self._last_increase
             for spike in self.scenario.warmups:
-                factor *= 1 + (spike.magnitude - 1) * math.exp(-since / spike.decay_seconds)
+                fading = math.exp(-since / spike.decay_seconds)
+                factor *= 1 + (spike.magnitude - 1) * fading
+                errors += spike.added_errors * fading
         return factor, errors
 
     def canary_is_bad(self, t: float, weight: float) -> bool:
-        """Whether the canary is degraded at ``t`` by a regression or a knee (warm-up excluded)."""
+        """Whether the canary is degraded at ``t``: a regression, a knee, or its own lasting
+        behaviour (``canary:`` model, ramps) beyond the SLO. Transients and warm-up are not."""
+        if self.scenario.beyond_slo(t):
+            return True
         for reg in self.scenario.regressions:
             if t >= reg.at_seconds and (reg.latency_factor > 1 or reg.added_errors > 0):
                 return True
@@ -123,18 +199,41 @@ class World:
             if 0 < weight < 100
             else (arrivals if weight >= 100 else 0)
         )
-        c_factor, c_errors = self.canary_conditions(t, weight)
+        d_factor, d_errors = self.degradation(t, weight)
+        w_factor, w_errors = self.warmup(t)
         stable = self._serve(self.scenario.stable, arrivals - to_canary, t, STABLE, 1.0, 0.0)
-        canary = self._serve(self.scenario.canary, to_canary, t, CANARY, c_factor, c_errors)
+        canary = self._serve(
+            self.scenario.canary, to_canary, t, CANARY, d_factor * w_factor, d_errors + w_errors
+        )
+        applied_factor, applied_errors = self._applied
+        self.last_truth = CanaryTruth(
+            served=canary,
+            healthy_factor=applied_factor / d_factor,
+            healthy_errors=applied_errors - d_errors,
+            degraded_factor=d_factor,
+            degraded_errors=d_errors,
+            degraded=self.canary_is_bad(t, weight),
+        )
         return stable, canary
+
+    def histogram_probs(self, model: VersionModel, factor: float) -> np.ndarray:
+        """The probability of each histogram bucket (and +Inf) for ``model`` slowed by ``factor``."""
+        sigma = model.latency.sigma
+        mu = math.log(model.latency.median_ms / 1000 * factor)
+        cdf = np.interp((self._log_bounds - mu) / sigma, _Z, _PHI)
+        return np.diff(cdf, prepend=0.0, append=1.0)
 
     def _serve(
         self, model: VersionModel, n: int, t: float, who: int, factor: float, added_errors: float
     ) -> Served:
         slots = len(self._bucket_slots) + 1
+        self._applied = (factor, added_errors)
         if n == 0:
             return Served(0, 0, np.zeros(slots, dtype=np.int64), 0.0, 0)
         rng = self.rng
+        extra_factor, extra_errors = self.transient(t, who)
+        factor *= extra_factor
+        added_errors += extra_errors
         noise = self.scenario.noise
         if noise is not None:
             if noise.latency_jitter > 0:
@@ -142,6 +241,7 @@ class World:
             for start, end, version in self.spikes:
                 if version == who and start <= t < end:
                     factor *= noise.spike_factor
+        self._applied = (factor, added_errors)
         sigma = model.latency.sigma
         mu = math.log(model.latency.median_ms / 1000 * factor)
         cdf = np.interp((self._log_edges - mu) / sigma, _Z, _PHI)
