@@ -44,7 +44,7 @@ _EXPORTS = {
     "Violation": "canarypilot.model",
     "ViolationKind": "canarypilot.model",
     "analyze": "canarypilot.api",
-    "decide": "canarypilot.api",
+    "decide": "canarypilot.analysis.decide",
     "judge": "canarypilot.analysis.judge",
     "load_settings": "canarypilot.policy.loader",
     "safe_weight": "canarypilot.analysis.interpolate",
@@ -78,9 +78,10 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         StateError,
         TemporaryError,
     )
+    from canarypilot.analysis.decide import decide
     from canarypilot.analysis.interpolate import safe_weight
     from canarypilot.analysis.judge import judge
-    from canarypilot.api import analyze, decide
+    from canarypilot.api import analyze
     from canarypilot.clock import Clock, FakeClock, SystemClock
     from canarypilot.metrics.base import MetricsProvider
     from canarypilot.metrics.static import StaticMetrics

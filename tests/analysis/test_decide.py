@@ -153,11 +153,13 @@ def test_a_canary_only_stall_never_rolls_back_and_the_canary_still_proceeds() ->
         assert "transient" in basis or "warm-up" in basis  # the stall is left out of the bound
 
 
-def test_a_measured_delta_beyond_the_limit_holds_until_the_test_decides() -> None:
-    # 3 points more errors on 300 requests a slice: after 4 slices the test has not decided
+def test_evidence_leaning_against_the_canary_holds_until_the_test_decides() -> None:
+    # 3 points more errors on 300 requests a slice: after 4 slices the test leans, undecided
     v = verdict(steady(4, canary_errors=0.005 + 0.03))
     assert v.action is Action.HOLD
-    assert any("beyond the limit" in r for r in v.reasons)
+    assert v.evidence is not None and v.evidence.errors is not None
+    assert 1 < v.evidence.errors.e_value < 1 / SETTINGS.slo.alpha
+    assert any("leans against the canary" in r for r in v.reasons)
 
 
 def test_a_stall_that_persists_is_a_regression() -> None:

@@ -129,7 +129,8 @@ def test_the_gate_template_follows_the_breaker_settings() -> None:
     breaker = Settings().breaker
     assert guard["name"] == "slo-guard" and pace["name"] == "safe-weight"
     assert guard["initialDelay"] == f"{breaker.warmup_seconds:.0f}s"  # warm-up latency is not judged
-    assert guard["failureLimit"] == breaker.consecutive_violations - 1
+    # decide's sequential test is anytime-valid: the first rollback verdict aborts, as the controller does
+    assert guard["failureLimit"] == 0
     assert guard["count"] == 5 and guard["interval"] == "15s"
     assert guard["consecutiveErrorLimit"] == 30  # 300 s of outage at Argo's 10 s error retry
     assert guard["failureCondition"] == 'result == "rollback"' and "successCondition" not in guard
@@ -138,6 +139,7 @@ def test_the_gate_template_follows_the_breaker_settings() -> None:
     assert pace["inconclusiveLimit"] == 0 and pace["count"] == 1
     assert pace["provider"]["web"]["jsonPath"] == "{$.gate}"
     assert "target_weight={{args.target-weight}}" in pace["provider"]["web"]["url"]
+    assert "&weight={{args.weight}}" in pace["provider"]["web"]["url"]
     assert pace["provider"]["web"]["timeoutSeconds"] == 10
 
 

@@ -26,7 +26,7 @@ class Health:
 
     latency_delta: float = 0.0
     error_rate: float = 0.0
-    requests: float = 1000.0
+    requests: float = 20_000.0
     offline: bool = False
 
 
@@ -52,7 +52,7 @@ class ScriptedMetrics:
         self,
         target: Target,
         *,
-        weight: float,
+        weight: float | None,
         slicing: Slicing,
         since: float | None = None,
         at: float | None = None,
@@ -80,7 +80,9 @@ class ScriptedMetrics:
                 )
             )
         snapshot = summarize(target, slices, since=begin, at=now, quantile=0.99, age=None)
-        return StepHistory(target, weight, begin, now, tuple(slices), snapshot, slicing.scrape_interval)
+        return StepHistory(
+            target, weight or 0.0, begin, now, tuple(slices), snapshot, slicing.scrape_interval
+        )
 
     async def is_online(self) -> bool:
         return True

@@ -23,7 +23,7 @@ async def run_until(controller: RolloutController, clock: FakeClock, seconds: fl
 async def test_pause_keeps_the_weight_and_resume_continues(clock: FakeClock) -> None:
     router = RecordingRouter()
     controller = RolloutController(make_spec(), metrics=ScriptedMetrics(clock), router=router, clock=clock)
-    task = await run_until(controller, clock, 70)  # after the first step: 10 %
+    task = await run_until(controller, clock, 130)  # after the first step: 10 %
     controller.request(Command.PAUSE)
     paused_at = router.weight
     for _ in range(2000):  # 2000 s of virtual time
@@ -59,7 +59,7 @@ async def test_resume_continues_without_repeating_or_losing_a_step(clock: FakeCl
         controller = RolloutController(
             make_spec(), metrics=ScriptedMetrics(clock), router=router, clock=clock, store=store
         )
-        task = await run_until(controller, clock, 200)  # two steps done: 5 -> 10 -> 20
+        task = await run_until(controller, clock, 250)  # two steps done: 5 -> 10 -> 20
         task.cancel()  # the process dies
         await asyncio.gather(task, return_exceptions=True)
     assert router.history == [5.0, 10.0, 20.0]
@@ -122,7 +122,7 @@ async def test_router_drift_is_reconciled_on_resume(clock: FakeClock, tmp_path) 
         controller = RolloutController(
             make_spec(), metrics=ScriptedMetrics(clock), router=router, clock=clock, store=store
         )
-        task = await run_until(controller, clock, 70)
+        task = await run_until(controller, clock, 130)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     router.weight = 50.0  # somebody edited the router by hand

@@ -17,7 +17,7 @@ from canarypilot._exceptions import (
     TemporaryError,
 )
 from canarypilot.clock import FakeClock
-from canarypilot.model import Snapshot, StepHistory, Target
+from canarypilot.model import StepHistory, Target
 from canarypilot.retry import Backoff, retrying
 from canarypilot.rollout import EventKind, Phase, RolloutController
 from canarypilot.routing import RecordingRouter
@@ -103,10 +103,6 @@ async def test_a_router_that_does_not_answer_is_retried(clock: FakeClock) -> Non
 
 
 class RejectingMetrics(ScriptedMetrics):
-    async def snapshot(self, target: Target, *, window_seconds: float | None = None) -> Snapshot:
-        self.calls.append((self.clock.now(), window_seconds))
-        raise QueryError("Prometheus rejected the query (bad_data: parse error)", query="up{")
-
     async def history(self, target: Target, **_: Any) -> StepHistory:
         self.calls.append((self.clock.now(), None))
         raise QueryError("Prometheus rejected the query (bad_data: parse error)", query="up{")

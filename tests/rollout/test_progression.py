@@ -64,22 +64,18 @@ async def test_a_larger_growth_factor_reaches_100_from_the_first_weight_it_cover
     assert router.history == [5.0, 15.0, 45.0, 100.0]
 
 
-async def test_the_weight_follows_the_safe_weight_and_holds_where_it_covers_no_more(clock: FakeClock) -> None:
-    # within the SLO (< 15 %) but 12 % slower: a safe weight of 5 + e^-1.2 * 95 = 33.6 %
-    metrics = ScriptedMetrics(clock, lambda t: Health(latency_delta=0.12))
-    router = RecordingRouter()
-    events: list = []
-    spec = make_spec(rollout={"max_duration_seconds": 1500})
-    outcome = await RolloutController(
-        spec, metrics=metrics, router=router, clock=clock, on_event=events.append
-    ).run()
-    assert router.history[:4] == [5.0, 10.0, 20.0, 33.6]
-    assert max(router.history) == 33.6
-    held = [e for e in events if e.kind is EventKind.WAITING and e.weight == 33.6]
-    assert held
-    assert any(
-        "covers no more" in r for e in events if e.kind is EventKind.PHASE for r in e.data["reasons"]
-    ) or (outcome.phase is Phase.ROLLED_BACK and "did not finish" in outcome.reasons[-1])
+def test_the_ladder_caps_by_the_safe_weight_until_shown_within_the_slo_and_never_goes_down() -> None:
+    from canarypilot.analysis.ladder import next_rung
+    from canarypilot.policy import Settings
+
+    settings = Settings()
+    assert next_rung(20, 33.6, settings, within_slo=False).weight == 33.6  # safe weight below the cap
+    assert next_rung(20, 90, settings, within_slo=False).weight == 40  # growth cap
+    assert next_rung(40, 14.5, settings, within_slo=False).weight == 40  # thin sample: hold, not down
+    assert next_rung(40, 45, settings, within_slo=False).weight == 40  # too small a step: hold
+    assert not next_rung(80, 95, settings, within_slo=False).promote  # 100 % needs the evidence
+    assert next_rung(80, 95, settings, within_slo=True).promote
+    assert next_rung(40, 45, settings, within_slo=True).weight == 80  # validated: the cap alone
 
 
 async def test_each_analysis_reads_only_the_history_since_the_last_weight_change(clock: FakeClock) -> None:

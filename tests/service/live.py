@@ -93,7 +93,8 @@ def serve(
             argv,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**inherited, **(env or {})},
+            # The scenarios' data is scraped every 30 s: say so, as a user would for theirs.
+            env={**inherited, "CANARYPILOT_QUERY__SCRAPE_INTERVAL_SECONDS": "30", **(env or {})},
             start_new_session=True,
         )
     served = Served(f"http://127.0.0.1:{port}", process, log_path)
@@ -125,10 +126,12 @@ def _wait_alive(served: Served, timeout: float = 20.0) -> None:
 
 
 def prometheus_queries(prom: LocalPrometheus) -> float:
-    """How many instant queries Prometheus has answered, from its own /metrics."""
+    """How many instant and range queries Prometheus has answered, from its own /metrics."""
     text = httpx.get(f"{prom.url}/metrics", timeout=5.0).text
     total = 0.0
     for line in text.splitlines():
-        if line.startswith("prometheus_http_requests_total{") and 'handler="/api/v1/query"' in line:
+        if line.startswith("prometheus_http_requests_total{") and (
+            'handler="/api/v1/query"' in line or 'handler="/api/v1/query_range"' in line
+        ):
             total += float(line.rsplit(" ", 1)[1])
     return total

@@ -15,7 +15,7 @@ from canarypilot.model import Target, VersionStats
 from canarypilot.policy import Settings
 from canarypilot.service import create_app
 
-STABLE = VersionStats("v1-stable", 0.200, 0.001, 10_000)
+STABLE = VersionStats("v1-stable", 0.200, 0.001, 100_000)
 
 
 def client(
@@ -27,44 +27,59 @@ def client(
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test"), provider
 
 
+def canary(
+    p99: float | None = 0.200, errors: float | None = 0.001, requests: float | None = 5_000
+) -> VersionStats:
+    return VersionStats("v2-canary", p99, errors, requests)
+
+
 @pytest.mark.parametrize(
-    ("canary", "target", "status", "gate"),
+    ("version", "weight", "target", "status", "gate"),
     [
-        (VersionStats("v2-canary", 0.200, 0.001, 1_000), 100, "proceed", "pass"),
-        (VersionStats("v2-canary", 0.210, 0.001, 1_000), 50, "proceed", "pass"),  # safe weight 62.6
-        (VersionStats("v2-canary", 0.210, 0.001, 1_000), 75, "proceed", "wait"),
-        (VersionStats("v2-canary", 0.300, 0.001, 1_000), 10, "rollback", "fail"),
-        (VersionStats("v2-canary", 0.200, 0.001, 20), 10, "hold", "wait"),  # too few requests
-        (VersionStats("v2-canary"), 10, "hold", "wait"),  # no series at all
+        # the ladder's rule: from 20 % the growth cap is 40 %, the safe weight ~43 %
+        (canary(), 20, 35, "proceed", "pass"),
+        (canary(), 20, 75, "proceed", "wait"),
+        # 100 % is taken from a weight whose cap covers it, once shown within the SLO ...
+        (canary(requests=20_000), 50, 100, "proceed", "pass"),
+        # ... and not on a thin sample, however good its point estimate
+        (canary(requests=100), 75, 100, "proceed", "wait"),
+        (canary(errors=0.08), 20, 35, "rollback", "fail"),
+        (VersionStats("v2-canary"), 20, 35, "hold", "wait"),  # no series at all
     ],
 )
-async def test_the_gate_passes_only_when_the_safe_weight_covers_the_step(
-    canary: VersionStats, target: int, status: str, gate: str
+async def test_the_gate_gives_the_controllers_verdict_for_argos_next_rung(
+    version: VersionStats, weight: int, target: int, status: str, gate: str
 ) -> None:
-    http, _ = client(canary)
+    http, _ = client(version)
     async with http:
-        answer = await http.get("/analyze", params={"service": "api", "target_weight": str(target)})
+        params = {"service": "api", "weight": str(weight), "target_weight": str(target)}
+        answer = await http.get("/analyze", params=params)
     assert answer.status_code == 200
     body = answer.json()
     assert (body["status"], body["gate"], body["target_weight"]) == (status, gate, target)
+    assert body["step"]["weight"] == weight
     if status != "proceed":
         assert body["weight"] in (None, 0.0)
 
 
 async def test_without_a_target_weight_the_answer_is_the_analyze_json() -> None:
-    http, _ = client(VersionStats("v2-canary", 0.210, 0.001, 1_000))
+    http, _ = client(canary())
     async with http:
-        body = (await http.post("/analyze", json={"service": "api"})).json()
+        body = (await http.post("/analyze", json={"service": "api", "weight": 20})).json()
     assert "gate" not in body
-    assert body["weight"] == 62.6 and body["service"] == "api"
+    assert body["status"] == "proceed" and body["weight"] == body["safe_weight"] and body["service"] == "api"
     assert set(body) >= {
         "status",
         "safe_weight",
         "latency_delta",
         "error_delta",
+        "latency_bound",
+        "error_bound",
+        "evidence",
         "canary",
         "stable",
         "reasons",
+        "step",
     }
 
 
@@ -83,7 +98,7 @@ async def test_metrics_unavailable_is_503_and_never_a_weight() -> None:
 
 async def test_a_rejected_query_is_502() -> None:
     class Rejecting(StaticMetrics):
-        async def snapshot(self, target: Target) -> object:  # type: ignore[override]
+        async def history(self, target: Target, **_: object) -> object:  # type: ignore[override]
             raise QueryError("Prometheus rejected the query (bad_data: parse error)", query="up{")
 
     provider = Rejecting(STABLE, STABLE)
@@ -123,7 +138,8 @@ async def test_bad_query_parameters_are_422_naming_the_field(
         (b"{not json", "body"),
         (b'{"service": 7}', "service"),
         (b'{"service": "api", "target_weight": true}', "target_weight"),
-        (b'{"service": "api", "weight": 5}', "weight"),
+        (b'{"service": "api", "weight": 0}', "weight"),
+        (b'{"service": "api", "since": "yesterday"}', "since"),
         # Issue 12, defect 5: these three were 500s (AssertionError, OverflowError, RecursionError).
         (b'{"service": null}', "service"),
         (b'{"service": "api", "target_weight": 1' + b"0" * 400 + b"}", "target_weight"),
@@ -138,9 +154,9 @@ async def test_bad_bodies_are_422_naming_the_field(body: bytes, field: str) -> N
 
 
 async def test_argo_string_arguments_are_accepted_in_json_bodies() -> None:
-    http, _ = client(VersionStats("v2-canary", 0.2, 0.001, 1_000))
+    http, _ = client(canary())
     async with http:
-        answer = await http.post("/analyze", json={"service": "api", "target_weight": "20"})
+        answer = await http.post("/analyze", json={"service": "api", "weight": "20", "target_weight": "35"})
     assert answer.json()["gate"] == "pass"
 
 
@@ -172,12 +188,12 @@ async def test_unknown_paths_and_methods_answer_json() -> None:
 
 
 async def test_per_service_gauges_are_bounded() -> None:
-    http, _ = client(VersionStats("v2-canary", 0.2, 0.001, 1_000), max_tracked_services=2)
+    http, _ = client(canary(), max_tracked_services=2)
     async with http:
         for name in ("a1", "b1", "c1"):
-            await http.get("/analyze", params={"service": name})
+            await http.get("/analyze", params={"service": name, "weight": "20"})
         page = (await http.get("/metrics")).text
-    assert 'canary_safe_weight{service="b1"} 100.0' in page
+    assert 'canary_safe_weight{service="b1"} ' in page
     assert 'service="c1"' not in page
     assert "canarypilot_untracked_services_total 1.0" in page
     assert 'canarypilot_decisions_total{status="proceed"} 3.0' in page

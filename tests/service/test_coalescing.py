@@ -4,17 +4,35 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 import pytest
 
 from canarypilot._exceptions import MetricsUnavailable
-from canarypilot.api import decide
+from canarypilot.api import verdict
 from canarypilot.clock import FakeClock
-from canarypilot.model import Snapshot, Status, Target, VersionStats
+from canarypilot.metrics.history import Slicing, StepQuery
+from canarypilot.metrics.static import StaticMetrics
+from canarypilot.model import Snapshot, Status, StepHistory, Target, VersionStats
 from canarypilot.policy import Settings
 from canarypilot.service.coalescing import Analyzer
 
 SETTINGS = Settings()
+
+
+STATIC = StaticMetrics(
+    VersionStats("v1-stable", 0.2, 0.001, 100_000), VersionStats("v2-canary", 0.2, 0.001, 10_000)
+)
+
+
+async def _healthy(step: StepQuery, slicing: Slicing) -> StepHistory:
+    history = await STATIC.history(
+        Target("any"), weight=step.weight, slicing=slicing, since=step.since, at=1_000_000.0
+    )
+    canary = replace(history.snapshot.canary, version=step.target.canary_version)
+    return replace(
+        history, target=step.target, snapshot=replace(history.snapshot, target=step.target, canary=canary)
+    )
 
 
 class CountingProvider:
@@ -25,50 +43,54 @@ class CountingProvider:
         self.delay = delay
         self.failing = False
 
-    async def snapshot_many(
-        self, targets: Sequence[Target], *, window_seconds: float | None = None
-    ) -> Mapping[Target, Snapshot]:
-        self.batches.append(list(targets))
+    async def history_many(
+        self, steps: Sequence[StepQuery], *, slicing: Slicing, at: float | None = None
+    ) -> Mapping[Target, StepHistory]:
+        self.batches.append([s.target for s in steps])
         await asyncio.sleep(self.delay)
         if self.failing:
             raise MetricsUnavailable("Prometheus failed after 4 attempt(s): HTTP 503")
-        return {t: _healthy(t) for t in targets}
+        return {s.target: await _healthy(s, slicing) for s in steps}
+
+    async def history(self, target: Target, **kwargs: object) -> StepHistory:
+        raise AssertionError("a batching provider is asked for batches")
 
     async def snapshot(self, target: Target, *, window_seconds: float | None = None) -> Snapshot:
-        return (await self.snapshot_many([target]))[target]
+        raise AssertionError("the analyzer judges histories, not snapshots")
+
+    async def snapshot_many(
+        self, targets: Sequence[Target], *, window_seconds: float | None = None
+    ) -> Mapping[Target, Snapshot]:
+        raise AssertionError("the analyzer judges histories, not snapshots")
 
     async def is_online(self) -> bool:
         return not self.failing
 
 
 class SingleProvider:
-    """A provider without ``snapshot_many``: the analyzer must ask per target."""
+    """A provider without ``history_many``: the analyzer must ask per target."""
 
     def __init__(self) -> None:
         self.calls = 0
 
-    async def snapshot(self, target: Target, *, window_seconds: float | None = None) -> Snapshot:
+    async def history(
+        self, target: Target, *, weight: float | None, slicing: Slicing, since: float | None = None,
+        at: float | None = None,
+    ) -> StepHistory:  # fmt: skip
         self.calls += 1
-        return _healthy(target)
+        return await _healthy(StepQuery(target, weight, since), slicing)
+
+    async def snapshot(self, target: Target, *, window_seconds: float | None = None) -> Snapshot:
+        raise AssertionError("the analyzer judges histories, not snapshots")
 
     async def is_online(self) -> bool:
         return True
 
 
-def _healthy(target: Target) -> Snapshot:
-    return Snapshot(
-        target,
-        VersionStats(target.stable_version, 0.2, 0.001, 10_000),
-        VersionStats(target.canary_version, 0.2, 0.001, 1_000),
-        at=0.0,
-        window_seconds=300,
-    )
-
-
 def analyzer(provider: object, clock: FakeClock | None = None, ttl: float = 5.0) -> Analyzer:
     return Analyzer(
         provider,  # type: ignore[arg-type]
-        judge=lambda snap: decide(snap, SETTINGS),
+        judge=lambda history: verdict(history, SETTINGS),
         ttl_seconds=ttl,
         batch_window_seconds=0.005,
         clock=clock or FakeClock(),

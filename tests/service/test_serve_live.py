@@ -36,19 +36,19 @@ def served(prom: LocalPrometheus, tmp_path_factory: pytest.TempPathFactory) -> I
 def test_each_canary_gets_the_decision_its_data_calls_for(served: Served) -> None:
     data = scenarios(0.0)
     healthy = httpx.get(f"{served.url}/analyze", params={"service": "healthy"}).json()
-    assert healthy["status"] == "proceed" and healthy["weight"] == 100.0
-    assert healthy["canary"]["requests"] == pytest.approx(
-        data["healthy"].requests("v2-canary", 300), rel=0.02
-    )
+    assert healthy["status"] == "proceed" and healthy["weight"] == healthy["safe_weight"] > 5
+    # No step start given: the canary has served 5 of every 25 requests since the data
+    # began, so the step is all of it, at 20 %.
+    assert healthy["step"]["weight"] == 20.0
+    canary, stable = healthy["canary"]["requests"], healthy["stable"]["requests"]
+    assert canary / (canary + stable) == pytest.approx(0.2, rel=1e-6)
+    assert canary >= data["healthy"].requests("v2-canary", 600)
 
     regressed = httpx.get(f"{served.url}/analyze", params={"service": "regressed", "target_weight": "20"})
     body = regressed.json()
     assert regressed.status_code == 200
     assert body["status"] == "rollback" and body["gate"] == "fail" and body["target_weight"] == 20.0
-    expected = data["regressed"].quantile("v2-canary", 0.99, 300) / data["regressed"].quantile(
-        "v1-stable", 0.99, 300
-    )
-    assert body["latency_delta"] == pytest.approx(expected - 1, rel=1e-6)
+    assert [v["kind"] for v in body["violations"]] == ["latency"]
 
     errors = httpx.post(f"{served.url}/analyze", json={"service": "error-regressed"}).json()
     assert errors["status"] == "rollback"
@@ -68,7 +68,8 @@ async def test_identical_concurrent_requests_cost_one_set_of_queries(
             *(client.get("/analyze", params={"service": "svc-000"}) for _ in range(100))
         )
     assert [a.json()["status"] for a in answers] == ["proceed"] * 100
-    assert prometheus_queries(prom) - before == 4  # p99, requests, errors, newest sample
+    # one range query per signal (buckets, requests, errors) and the newest sample's time
+    assert prometheus_queries(prom) - before == 4
 
 
 async def test_many_services_in_one_interval_cost_a_handful_of_queries(
@@ -108,7 +109,7 @@ def test_health_metrics_and_request_ids(served: Served) -> None:
     assert httpx.get(f"{served.url}/healthz").json()["status"] == "ready"
     assert httpx.get(f"{served.url}/livez").status_code == 200
     page = httpx.get(f"{served.url}/metrics").text
-    assert 'canary_safe_weight{service="healthy"} 100.0' in page
+    assert 'canary_safe_weight{service="healthy"}' in page
     assert 'canary_latency_delta{service="regressed"}' in page
     assert "canarypilot_analysis_duration_seconds_bucket" in page
     answer = httpx.get(

@@ -21,7 +21,11 @@ from tests.service.live import Served, serve
 
 pytestmark = pytest.mark.integration
 
-SETTINGS = "query: {window: 3s}\nscrape: {interval_seconds: 0.5}\nservice: {cache_ttl_seconds: 0.5}\n"
+SETTINGS = (
+    "query: {window: 3s, slice_seconds: 1}\nscrape: {interval_seconds: 0.5}\n"
+    "service: {cache_ttl_seconds: 0.5}\n"
+    "rollout: {scrape_lag_seconds: 0.5}\nslo: {max_transient_seconds: 2, max_warmup_seconds: 3}\n"
+)
 
 
 @contextmanager

@@ -8,9 +8,9 @@ construction. See docs/decision-model.md for the meaning of each rule.
 * **rollback** — an anytime-valid test (``sequential.py``) rejects "the canary is within
   the SLO" at level ``slo.alpha``, on errors or on latency;
 * **hold** — no data, stale data, NaN, fewer than ``min_slices`` slices of evidence, a
-  latency excess still inside its warm-up allowance (``warmup.py``), no histogram, or a
-  measured delta beyond its threshold that the test has not decided on yet (advancing
-  would restart the evidence at a higher weight);
+  latency excess still inside its warm-up allowance (``warmup.py``), no histogram, or
+  evidence that leans against the canary without deciding (an e-value above 1: advancing
+  would restart it at a higher weight);
 * **proceed** — otherwise, with the article's safe weight computed from the deltas the
   evidence cannot rule out (upper bounds at ``slo.weight_confidence``): a thin sample gets a small
   weight. Once the bounds themselves are within the thresholds (``evidence.within_slo``)
@@ -178,13 +178,13 @@ def _hold_reasons(cleaned: Cleaned, tests: _Tests, need: int) -> list[str]:
             f"{tests.latency_slices} slice(s) of latency evidence after the warm-up, {need} needed"
         )
     for test in (tests.errors, tests.latency):
-        # The measured delta breaks the SLO but the test has not decided yet: advancing would
-        # restart the evidence at a higher weight; holding lets it accumulate.
-        if test is not None and test.point is not None and test.point > test.threshold:
+        # The evidence leans against the canary (the test's wealth is above its stake) but has
+        # not decided: advancing would restart it at a higher weight; holding lets it grow.
+        if test is not None and test.e_value > 1.0:
             what = "p99" if test.kind is ViolationKind.LATENCY else "error"
             reasons.append(
-                f"the measured {what} delta {_fmt(test.kind, test.point)} is beyond the limit: "
-                "holding while the evidence accumulates"
+                f"the {what} evidence leans against the canary (e-value {test.e_value:.3g} > 1, "
+                "undecided): holding while it accumulates"
             )
     return reasons
 

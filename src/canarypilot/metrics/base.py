@@ -27,7 +27,7 @@ class MetricsProvider(Protocol):
         self,
         target: Target,
         *,
-        weight: float,
+        weight: float | None,
         slicing: Slicing,
         since: float | None = None,
         at: float | None = None,

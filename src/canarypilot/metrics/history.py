@@ -109,14 +109,15 @@ class Slicing:
 @dataclass(frozen=True, slots=True)
 class StepQuery:
     """One step to fetch: the pair of versions, the weight since ``since``, and ``since``
-    itself (``None``: find it from the data, looking back ``Slicing.lookback_seconds``)."""
+    itself (``None``: find it from the data, looking back ``Slicing.lookback_seconds``).
+    A weight of ``None`` is read from the data too: the canary's share of the newest slice."""
 
     target: Target
-    weight: float
+    weight: float | None = None
     since: float | None = None
 
     def __post_init__(self) -> None:
-        if not math.isfinite(self.weight) or not 0 < self.weight <= 100:
+        if self.weight is not None and (not math.isfinite(self.weight) or not 0 < self.weight <= 100):
             raise ConfigError(f"step weight {self.weight!r} is not in (0, 100]")
 
 
@@ -160,8 +161,9 @@ def assemble(
         if step.since is None or end - slicing.length >= step.since - 1e-9
     ]
     since = step.since
+    weight = step.weight if step.weight is not None else observed_weight(all_slices)
     if since is None:
-        found = observed_since(all_slices, step.weight)
+        found = observed_since(all_slices, weight) if weight > 0 else None
         since = found if found is not None else at - slicing.lag_seconds
         all_slices = [s for s in all_slices if s.start >= since - 1e-9]
     slices = tuple(all_slices)
@@ -172,7 +174,7 @@ def assemble(
         snapshot = _with_p99(snapshot, fetched.p99, stable_key, canary_key)
     return StepHistory(
         target=target,
-        weight=step.weight,
+        weight=weight,
         since=since,
         at=at,
         slices=slices,
@@ -237,6 +239,15 @@ def _with_p99(snapshot: Snapshot, p99: Mapping[Key, float], stable: Key, canary:
         stable=replace(snapshot.stable, p99_seconds=p99.get(stable)),
         canary=replace(snapshot.canary, p99_seconds=p99.get(canary)),
     )
+
+
+def observed_weight(slices: Sequence[Slice]) -> float:
+    """The canary's share of requests (percent) in the newest slice with traffic; 0 without."""
+    for piece in reversed(slices):
+        stable, canary = piece.stable.requests or 0.0, piece.canary.requests or 0.0
+        if stable + canary > 0:
+            return round(100.0 * canary / (stable + canary), 1)
+    return 0.0
 
 
 def observed_since(slices: Sequence[Slice], weight: float) -> float | None:

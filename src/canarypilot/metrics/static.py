@@ -54,7 +54,7 @@ class StaticMetrics:
         self,
         target: Target,
         *,
-        weight: float,
+        weight: float | None,
         slicing: Slicing,
         since: float | None = None,
         at: float | None = None,
@@ -85,7 +85,7 @@ class StaticMetrics:
             canary=replace(summed.canary, p99_seconds=self.canary.p99_seconds),
         )
         return StepHistory(
-            target, weight, begin, at, slices, snapshot, scrape_interval=slicing.scrape_interval
+            target, weight or 0.0, begin, at, slices, snapshot, scrape_interval=slicing.scrape_interval
         )
 
     async def history_many(

@@ -419,6 +419,14 @@ class RolloutPolicy(_Section):
         ),
     )
     max_growth_factor: float = Field(2.0, ge=1, description="A step may at most multiply the weight by this.")
+    min_growth_factor: float = Field(
+        1.25,
+        ge=1,
+        description=(
+            "A step must at least multiply the weight by this, else the weight holds: each change "
+            "restarts the step's evidence, so creeping up by a point at a time would never finish."
+        ),
+    )
     scrape_lag_seconds: float = Field(
         15.0, ge=0, description="How far metrics lag behind traffic; the window guard discounts it."
     )

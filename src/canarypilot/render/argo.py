@@ -118,13 +118,16 @@ def gate_template(options: ArgoOptions, settings: Settings) -> dict[str, Any]:
     errors = max(1, math.ceil(breaker.metrics_outage_seconds / ARGO_ERROR_RETRY_SECONDS))
     query = (
         "service={{args.service}}&canary_version={{args.canary-version}}"
-        "&stable_version={{args.stable-version}}&target_weight={{args.target-weight}}"
+        "&stable_version={{args.stable-version}}&weight={{args.weight}}&target_weight={{args.target-weight}}"
     )
     # The analyzer answers within its Prometheus deadline; Argo waits that and a margin.
     timeout = math.ceil(settings.prometheus.deadline_seconds) + 2
     web: dict[str, Any] = {"url": f"{options.url}?{query}", "timeoutSeconds": timeout}
     args: list[dict[str, Any]] = [
         {"name": "service"},
+        # The rung the canary is on while the gate runs: the analyzer reads the step's start
+        # from the canary's share of requests at that weight (stateless across replicas).
+        {"name": "weight"},
         {"name": "target-weight"},
         {"name": "canary-version", "value": settings.query.canary_version},
         {"name": "stable-version", "value": settings.query.stable_version},
@@ -147,7 +150,8 @@ def gate_template(options: ArgoOptions, settings: Settings) -> dict[str, Any]:
                     "initialDelay": f"{warmup}s",
                     "interval": f"{options.interval_seconds}s",
                     "count": guard_count,
-                    "failureLimit": breaker.consecutive_violations - 1,
+                    # decide's test is anytime-valid: one rollback verdict is the controller's.
+                    "failureLimit": 0,
                     "consecutiveErrorLimit": errors,
                     "failureCondition": 'result == "rollback"',
                     "provider": {"web": {**web, "jsonPath": "{$.status}"}},
@@ -173,6 +177,7 @@ def rollout(options: ArgoOptions, settings: Settings) -> dict[str, Any]:
     name = options.service
     query = settings.query
     steps: list[dict[str, Any]] = [{"setWeight": options.steps[0]}]
+    current = options.steps[0]
     for weight in [*options.steps[1:], *([] if options.steps[-1] == 100 else [100])]:
         steps.append(
             {
@@ -185,11 +190,13 @@ def rollout(options: ArgoOptions, settings: Settings) -> dict[str, Any]:
                     ],
                     "args": [
                         {"name": "service", "value": name},
+                        {"name": "weight", "value": str(current)},
                         {"name": "target-weight", "value": str(weight)},
                     ],
                 }
             }
         )
+        current = weight
         if weight < 100:  # after the last step Argo promotes: 100% without a setWeight
             steps.append({"setWeight": weight})
     return {

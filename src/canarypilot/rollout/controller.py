@@ -253,7 +253,9 @@ class RolloutController:
             return self._hold(state, ("paused by operator: weight kept",), now)
 
         assert verdict.weight is not None
-        rung = next_rung(state.weight, verdict.weight, self.spec.settings)
+        evidence = decision.evidence
+        within = evidence is not None and evidence.within_slo
+        rung = next_rung(state.weight, verdict.weight, self.spec.settings, within_slo=within)
         step_over = max(
             pause_ends(state, self.policy), bake_ends(state, self.policy) if rung.promote else now
         )
@@ -267,9 +269,10 @@ class RolloutController:
             self._emit(EventKind.WAITING, until=due, reason=waiting)
             return self._save(state.but(reasons=verdict.reasons, next_analysis_at=due))
         if not rung.promote and abs(rung.weight - state.weight) <= WEIGHT_TOLERANCE:
-            why = (
-                f"safe weight {verdict.weight:g}% covers no more than the current {state.weight:g}%: holding"
-            )
+            if rung.cap >= 100.0:
+                why = "not yet shown within the SLO: holding before the last increase to 100%"
+            else:
+                why = f"safe weight {verdict.weight:g}% covers no more than the current {state.weight:g}%"
             return self._hold(state, (*verdict.reasons, why), now)
         if rung.promote:
             done = f"step pause elapsed; validated at {state.weight:g}%: promoting to 100%"

@@ -38,12 +38,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from canarypilot._exceptions import MetricsUnavailable, PermanentError, TemporaryError
-from canarypilot.api import decide
+from canarypilot.analysis.ladder import WEIGHT_TOLERANCE, next_rung
+from canarypilot.api import verdict
 from canarypilot.clock import Clock, SystemClock
 from canarypilot.metrics.base import MetricsProvider
-from canarypilot.model import Decision, Status
+from canarypilot.metrics.history import Slicing, StepQuery
+from canarypilot.model import Action, Verdict
 from canarypilot.policy import Settings
-from canarypilot.service.coalescing import Analyzer
+from canarypilot.service.coalescing import Analyzer, Judged
 from canarypilot.service.requests import InvalidRequest, from_body, from_query
 from canarypilot.service.telemetry import ServiceMetrics
 from canarypilot.service.tracing import RequestContext, RequestTracing, request_id_of
@@ -62,14 +64,23 @@ def json_response(body: dict[str, Any], status: int = 200, headers: dict[str, st
     )
 
 
-def gate(decision: Decision, target_weight: float) -> str:
+def gate(verdict: Verdict, weight: float, target_weight: float, settings: Settings) -> str:
     """``pass`` when the canary may take ``target_weight`` now, ``fail`` when it must be
-    rolled back, ``wait`` otherwise (no data yet, or a safe weight below the step)."""
-    if decision.status is Status.ROLLBACK:
+    rolled back, ``wait`` otherwise: the controller's rule (``analysis.ladder``) applied to
+    Argo's fixed next rung. It passes when the verdict proceeds and the ladder would let
+    the canary climb from its current ``weight`` at least to the rung (to 100 %: shown
+    within the SLO); a hold, or a rung above the safe weight or the growth cap, waits."""
+    if verdict.action is Action.ROLLBACK:
         return "fail"
-    if decision.status is Status.PROCEED and decision.weight is not None and decision.weight >= target_weight:
-        return "pass"
-    return "wait"
+    if verdict.action is not Action.PROCEED or verdict.weight is None:
+        return "wait"
+    evidence = verdict.decision.evidence
+    rung = next_rung(
+        weight, verdict.weight, settings, within_slo=evidence is not None and evidence.within_slo
+    )
+    if target_weight >= 100.0:
+        return "pass" if rung.promote else "wait"
+    return "pass" if rung.promote or rung.weight >= target_weight - WEIGHT_TOLERANCE else "wait"
 
 
 def create_app(
@@ -87,7 +98,8 @@ def create_app(
     conf = settings.service
     analyzer = Analyzer(
         provider,
-        judge=lambda snapshot: decide(snapshot, settings),
+        judge=lambda history: verdict(history, settings),
+        slicing=Slicing.from_settings(settings),
         ttl_seconds=conf.cache_ttl_seconds,
         batch_window_seconds=conf.batch_window_seconds,
         clock=clock,
@@ -137,20 +149,22 @@ def create_app(
         except InvalidRequest as exc:
             return refuse(request, 422, exc.message, field=exc.field)
         RequestContext.of(request.scope).service = asked.target.service
+        step = StepQuery(asked.target, asked.weight, asked.since)
         try:
-            decision = await analyzer.decision(asked.target)
+            judged = await analyzer.verdict(step)
         except TemporaryError as exc:  # unreachable or failing: Argo retries an Error
             error = "metrics backend unavailable" if isinstance(exc, MetricsUnavailable) else "backend failed"
             retry = {"Retry-After": str(max(1, round(exc.delay or 1)))}
             return backend_failure(request, 503, "unavailable", error, exc, retry)
         except PermanentError as exc:  # the query was refused: a configuration problem
             return backend_failure(request, 502, "rejected", "metrics backend rejected the query", exc)
+        decision = judged.verdict.decision
         metrics.observe(decision, time.perf_counter() - started)
         if asked.target_weight is None:
-            return Response(_encoded(decision), media_type="application/json")
-        out = decision.to_dict()
+            return Response(_encoded(judged), media_type="application/json")
+        out = _body(judged)
         out["target_weight"] = asked.target_weight
-        out["gate"] = gate(decision, asked.target_weight)
+        out["gate"] = gate(judged.verdict, judged.weight, asked.target_weight, settings)
         return json_response(out)
 
     async def healthz(request: Request) -> Response:
@@ -201,10 +215,17 @@ def create_app(
     return app
 
 
+def _body(judged: Judged) -> dict[str, Any]:
+    """The decision's JSON, plus the step it judged: the canary's weight and since when."""
+    out = judged.verdict.decision.to_dict()
+    out["step"] = {"weight": judged.weight, "since": judged.since}
+    return out
+
+
 @functools.lru_cache(maxsize=1024)
-def _encoded(decision: Decision) -> bytes:
-    """The JSON of a decision, encoded once however often the cache serves it."""
-    return json.dumps(decision.to_dict(), separators=(",", ":"), allow_nan=False).encode()
+def _encoded(judged: Judged) -> bytes:
+    """The JSON of a verdict, encoded once however often the cache serves it."""
+    return json.dumps(_body(judged), separators=(",", ":"), allow_nan=False).encode()
 
 
 async def _read_body(request: Request, limit: int) -> bytes | None:

@@ -6,9 +6,13 @@ Argo asks every few seconds per rollout, and a busy cluster has many rollouts. T
 * a decision is reused for ``cache_ttl_seconds`` (errors are never cached);
 * concurrent requests for the same pair of versions wait on one shared future;
 * requests for different services arriving within ``batch_window_seconds`` are
-  measured together with one ``snapshot_many`` call, which the Prometheus provider
-  answers with four queries whatever the number of services; while one batch is
-  being measured, the next one gathers.
+  measured together with one ``history_many`` call, which the Prometheus provider
+  answers with one range query per signal whatever the number of services; while one
+  batch is being measured, the next one gathers.
+
+What is cached is a verdict on a step (the versions, the canary's weight and the
+step's start when the caller knows it): the verdict depends on nothing else, so a
+cache never makes two replicas disagree for longer than its TTL.
 
 The time source is an injectable ``Clock`` so the cache can be tested without waiting.
 """
@@ -22,9 +26,20 @@ from dataclasses import dataclass
 
 from canarypilot.clock import Clock, SystemClock
 from canarypilot.metrics.base import BatchMetricsProvider, MetricsProvider
-from canarypilot.model import Decision, Snapshot, Target
+from canarypilot.metrics.history import Slicing, StepQuery
+from canarypilot.model import Decision, StepHistory, Target, Verdict
 
-Judge = Callable[[Snapshot], Decision]
+Judge = Callable[[StepHistory], Verdict]
+
+
+@dataclass(frozen=True, slots=True)
+class Judged:
+    """A verdict and the step it is on: the canary's weight and when the step began (as
+    asked, or as read from the data)."""
+
+    verdict: Verdict
+    weight: float
+    since: float
 
 
 @dataclass
@@ -38,10 +53,10 @@ class Counters:
 
 
 class Analyzer:
-    """Decisions for targets, with caching, single flight and batching.
+    """Verdicts on steps, with caching, single flight and batching.
 
-    >>> # analyzer = Analyzer(provider, judge=lambda snap: decide(snap, settings))
-    >>> # decision = await analyzer.decision(Target("payment-api"))
+    >>> # analyzer = Analyzer(provider, judge=lambda h: decide(h, settings), slicing=slicing)
+    >>> # verdict = await analyzer.verdict(StepQuery(Target("payment-api"), weight=20))
     """
 
     def __init__(
@@ -49,26 +64,34 @@ class Analyzer:
         provider: MetricsProvider,
         *,
         judge: Judge,
+        slicing: Slicing | None = None,
         ttl_seconds: float = 5.0,
         batch_window_seconds: float = 0.005,
         clock: Clock | None = None,
     ) -> None:
         self.provider = provider
         self._judge = judge
+        self._slicing = slicing or Slicing()
         self._ttl = ttl_seconds
         self._window = batch_window_seconds
         self._clock = clock or SystemClock()
-        self._cache: dict[Target, tuple[float, Decision]] = {}
-        self._inflight: dict[Target, asyncio.Future[Decision]] = {}
-        self._pending: list[Target] = []
+        self._cache: dict[StepQuery, tuple[float, Judged]] = {}
+        self._inflight: dict[StepQuery, asyncio.Future[Judged]] = {}
+        self._pending: list[StepQuery] = []
         self._flusher: asyncio.Task[None] | None = None
         self._current: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.counters = Counters()
         self.last_success: float | None = None
 
-    async def decision(self, target: Target) -> Decision:
-        """The decision for ``target``: cached, shared with an identical request, or measured."""
+    async def decision(
+        self, target: Target, *, weight: float | None = None, since: float | None = None
+    ) -> Decision:
+        """The decision behind the verdict on ``target``'s current step."""
+        return (await self.verdict(StepQuery(target, weight, since))).verdict.decision
+
+    async def verdict(self, target: StepQuery) -> Judged:
+        """The verdict on step ``target``: cached, shared with an identical request, or measured."""
         cached = self._cache.get(target)
         if cached is not None and self._clock.now() - cached[0] < self._ttl:
             self.counters.cache_hits += 1
@@ -101,10 +124,10 @@ class Analyzer:
         if self._current is task:
             self._current = None
 
-    async def _measure(self, batch: Sequence[Target]) -> None:
+    async def _measure(self, batch: Sequence[StepQuery]) -> None:
         self.counters.batches += 1
         try:
-            snapshots = await self._snapshots(batch)
+            histories = await self._histories(batch)
         except asyncio.CancelledError:
             for target in batch:
                 self._inflight.pop(target).cancel()
@@ -117,20 +140,41 @@ class Analyzer:
         for target in batch:
             future = self._inflight.pop(target)
             try:
-                decision = self._judge(snapshots[target])
+                history = histories[target]
+                verdict = Judged(self._judge(history), history.weight, history.since)
             except Exception as exc:  # a judge bug must fail this request, not the others
                 _fail(future, exc)
                 continue
             self.counters.analysed += 1
-            self._cache[target] = (self._clock.now(), decision)
-            future.set_result(decision)
+            self._cache[target] = (self._clock.now(), verdict)
+            future.set_result(verdict)
         self._evict()
 
-    async def _snapshots(self, batch: Sequence[Target]) -> Mapping[Target, Snapshot]:
-        if isinstance(self.provider, BatchMetricsProvider):
-            return await self.provider.snapshot_many(batch)
-        results = await asyncio.gather(*(self.provider.snapshot(t) for t in batch))
-        return dict(zip(batch, results, strict=True))
+    async def _histories(self, batch: Sequence[StepQuery]) -> Mapping[StepQuery, StepHistory]:
+        # One batch holds each version pair once per call to history_many (its answer is
+        # keyed by target): steps of the same pair asked differently go in separate calls.
+        out: dict[StepQuery, StepHistory] = {}
+        remaining = list(batch)
+        while remaining:
+            group: list[StepQuery] = []
+            later: list[StepQuery] = []
+            seen: set[Target] = set()
+            for step in remaining:
+                (later if step.target in seen else group).append(step)
+                seen.add(step.target)
+            remaining = later
+            if isinstance(self.provider, BatchMetricsProvider):
+                found = await self.provider.history_many(group, slicing=self._slicing)
+                out.update({s: found[s.target] for s in group})
+            else:
+                results = await asyncio.gather(
+                    *(
+                        self.provider.history(s.target, weight=s.weight, slicing=self._slicing, since=s.since)
+                        for s in group
+                    )
+                )
+                out.update(zip(group, results, strict=True))
+        return out
 
     def _evict(self) -> None:
         # Keep the cache from growing with every service ever asked about.
@@ -146,7 +190,7 @@ class Analyzer:
                 await task
 
 
-def _fail(future: asyncio.Future[Decision], exc: Exception) -> None:
+def _fail(future: asyncio.Future[Judged], exc: Exception) -> None:
     if not future.done():
         future.set_exception(exc)
         # Mark it retrieved: every waiter may have hung up already.

@@ -18,7 +18,7 @@ from canarypilot._exceptions import ConfigError
 from canarypilot.model import Target, validate_name
 from canarypilot.policy import QueryPolicy
 
-FIELDS = ("service", "canary_version", "stable_version", "target_weight")
+FIELDS = ("service", "canary_version", "stable_version", "weight", "since", "target_weight")
 
 
 class InvalidRequest(Exception):
@@ -32,10 +32,14 @@ class InvalidRequest(Exception):
 
 @dataclass(frozen=True, slots=True)
 class AnalyzeRequest:
-    """One validated request: which pair of versions, and which step to gate (if any)."""
+    """One validated request: which pair of versions, the step being judged (the canary's
+    ``weight`` now and, when known, ``since`` when it took it, Unix seconds), and the rung
+    the gate is asked about (``target_weight``), if any."""
 
     target: Target
     target_weight: float | None = None
+    weight: float | None = None
+    since: float | None = None
 
 
 def from_query(pairs: Iterable[tuple[str, str]], query: QueryPolicy) -> AnalyzeRequest:
@@ -73,7 +77,10 @@ def _build(fields: Mapping[str, Any], query: QueryPolicy) -> AnalyzeRequest:
         target = Target(service, canary, stable)
     except ConfigError as exc:
         raise InvalidRequest("canary_version", str(exc)) from None
-    return AnalyzeRequest(target, _weight(fields.get("target_weight")))
+    weight = _weight(fields.get("weight"), "weight")
+    if weight == 0:
+        raise InvalidRequest("weight", "weight must be above 0: a canary at 0% has no step to judge")
+    return AnalyzeRequest(target, _weight(fields.get("target_weight")), weight, _since(fields.get("since")))
 
 
 def _name(fields: Mapping[str, Any], key: str, what: str) -> str | None:
@@ -88,19 +95,36 @@ def _name(fields: Mapping[str, Any], key: str, what: str) -> str | None:
         raise InvalidRequest(key, str(exc)) from None
 
 
-def _weight(value: Any) -> float | None:
+def _weight(value: Any, key: str = "target_weight") -> float | None:
     # Argo's arguments are strings, so "20" is as good as 20; booleans are not numbers.
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise InvalidRequest("target_weight", "target_weight must be a number from 0 to 100")
-    try:
-        weight = float(value)
-    except (ValueError, OverflowError):  # OverflowError: an integer too large for a float
-        raise InvalidRequest("target_weight", "target_weight must be a number from 0 to 100") from None
-    if not math.isfinite(weight) or not 0 <= weight <= 100:
-        raise InvalidRequest("target_weight", "target_weight must be a number from 0 to 100")
+    weight = _number(value, key, f"{key} must be a number from 0 to 100")
+    if not 0 <= weight <= 100:
+        raise InvalidRequest(key, f"{key} must be a number from 0 to 100")
     return weight
+
+
+def _since(value: Any) -> float | None:
+    """The step's start, Unix seconds (Argo passes "" when the argument is unset)."""
+    if value is None or value == "":
+        return None
+    since = _number(value, "since", "since must be a Unix time in seconds")
+    if not 0 < since < 1e11:
+        raise InvalidRequest("since", "since must be a Unix time in seconds")
+    return since
+
+
+def _number(value: Any, key: str, message: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise InvalidRequest(key, message)
+    try:
+        number = float(value)
+    except (ValueError, OverflowError):  # OverflowError: an integer too large for a float
+        raise InvalidRequest(key, message) from None
+    if not math.isfinite(number):
+        raise InvalidRequest(key, message)
+    return number
 
 
 def _shown(key: str) -> str:

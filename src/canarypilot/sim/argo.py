@@ -33,7 +33,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from canarypilot._exceptions import ConfigError
-from canarypilot.model import Snapshot
+from canarypilot.metrics.history import Slicing
+from canarypilot.model import StepHistory
 from canarypilot.policy import Settings
 from canarypilot.sim.strategies import Context
 from canarypilot.sim.timeline import MarkKind
@@ -43,14 +44,14 @@ _DURATION = re.compile(r"(\d+)(s|m|h)")
 _UNITS = {"s": 1, "m": 60, "h": 3600}
 
 
-def answer(snapshot: Snapshot, settings: Settings, target_weight: float) -> dict[str, str]:
-    """What ``/analyze?...&target_weight=N`` answers for ``snapshot``: the seam to the
-    product's gate (the fields Argo's jsonPaths read)."""
-    from canarypilot.api import decide
+def answer(history: StepHistory, settings: Settings, weight: float, target_weight: float) -> dict[str, str]:
+    """What ``/analyze?...&weight=W&target_weight=N`` answers for ``history``: the seam to
+    the product's gate (the fields Argo's jsonPaths read)."""
+    from canarypilot.api import verdict
     from canarypilot.service.app import gate
 
-    decision = decide(snapshot, settings)
-    return {"status": decision.status.value, "gate": gate(decision, target_weight)}
+    judged = verdict(history, settings)
+    return {"status": judged.action.value, "gate": gate(judged, weight, target_weight, settings)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,14 +148,17 @@ class ArgoGate:
     name = "argo"
 
     def __init__(self) -> None:
-        self._cached: tuple[float, Snapshot] | None = None
+        self._cached: tuple[float, StepHistory] | None = None
 
-    async def _snapshot(self, ctx: Context) -> Snapshot:
-        """The service's cache: one snapshot answers every request of ``cache_ttl_seconds``
-        (the guard and the gate measure at the same moment: one set of queries)."""
+    async def _history(self, ctx: Context, weight: float) -> StepHistory:
+        """The service's cache: one history answers every request of ``cache_ttl_seconds``
+        (the guard and the gate measure at the same moment: one set of queries). The step's
+        start is read from the data, as the stateless gate does."""
         now = ctx.clock.now()
         if self._cached is None or now - self._cached[0] >= ctx.settings.service.cache_ttl_seconds:
-            self._cached = (now, await ctx.metrics.snapshot(ctx.target))
+            slicing = Slicing.from_settings(ctx.settings)
+            history = await ctx.metrics.history(ctx.target, weight=max(weight, 0.1), slicing=slicing)
+            self._cached = (now, history)
         return self._cached[1]
 
     async def run(self, ctx: Context) -> None:
@@ -188,8 +192,8 @@ class ArgoGate:
             at, i, n = heapq.heappop(queue)
             await ctx.clock.sleep(at - ctx.clock.now())
             metric = metrics[i]
-            snapshot = await self._snapshot(ctx)
-            value = answer(snapshot, ctx.settings, target)[metric.json_field]
+            history = await self._history(ctx, weight)
+            value = answer(history, ctx.settings, weight, target)[metric.json_field]
             result = metric.assess(value)
             failed[i] += result == "Failed"
             inconclusive[i] += result == "Inconclusive"

@@ -221,7 +221,7 @@ class SimMetrics:
         self,
         target: Target,
         *,
-        weight: float,
+        weight: float | None,
         slicing: Slicing,
         since: float | None = None,
         at: float | None = None,
