@@ -135,7 +135,7 @@ class Decision:
     violations: tuple[Violation, ...] = ()
     target: Target | None = None
     at: float | None = None
-    #: The deltas the evidence cannot rule out (upper confidence bounds at ``1 - alpha``):
+    #: The deltas the evidence cannot rule out (upper confidence bounds at ``slo.weight_confidence``):
     #: what ``safe_weight`` was computed from (engine v2; ``None`` from the v1 judge).
     latency_bound: float | None = None
     error_bound: float | None = None
@@ -174,7 +174,7 @@ class SignalTest:
 
     ``e_value`` is the evidence against "the canary is within the SLO": it rolls back at
     ``1 / alpha``. ``point`` is the delta read from the step's counts, ``bound`` the delta
-    the evidence cannot rule out at confidence ``1 - alpha``; ``slices`` and ``requests``
+    the evidence cannot rule out at ``slo.weight_confidence``; ``slices`` and ``requests``
     are what the test counted (after any warm-up).
     """
 
@@ -206,7 +206,7 @@ class StepEvidence:
     """Both signals' tests for one step, and what was held back as warm-up.
 
     ``within_slo``: both bounds at or below their thresholds, the canary is shown within
-    the SLO at confidence ``1 - alpha``. ``warmup_until`` is the end of the slices held as a
+    the SLO at confidence ``slo.weight_confidence``. ``warmup_until`` is the end of the slices held as a
     decaying warm-up (``None``: none held); ``warming_up`` says the excess is still decaying.
     """
 

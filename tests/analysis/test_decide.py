@@ -106,10 +106,11 @@ def test_a_canary_not_yet_shown_within_the_slo_gets_the_weight_of_its_bounds() -
 
 
 def test_a_thin_sample_never_earns_the_weight_of_a_thick_one() -> None:
-    thin = verdict(steady(6, canary_n=60.0)).weight
+    # 120 canary requests of a canary identical to stable: about one beyond the p99
+    thin = verdict(steady(6, canary_n=20.0)).weight
     thick = verdict(steady(6, canary_n=3000.0)).weight
     assert thin is not None and thick is not None
-    assert thin < thick
+    assert thin < 30 < thick
 
 
 def test_errors_at_the_threshold_never_roll_back_and_above_it_do() -> None:
@@ -150,6 +151,15 @@ def test_a_canary_only_stall_never_rolls_back_and_the_canary_still_proceeds() ->
         assert final.action is Action.PROCEED, final.reasons
         basis = final.decision.evidence.latency.basis  # type: ignore[union-attr]
         assert "transient" in basis or "warm-up" in basis  # the stall is left out of the bound
+
+
+def test_evidence_leaning_against_the_canary_holds_until_the_test_decides() -> None:
+    # 3 points more errors on 300 requests a slice: after 4 slices the test leans, undecided
+    v = verdict(steady(4, canary_errors=0.005 + 0.03))
+    assert v.action is Action.HOLD
+    assert v.evidence is not None and v.evidence.errors is not None
+    assert 1 < v.evidence.errors.e_value < 1 / SETTINGS.slo.alpha
+    assert any("leans against the canary" in r for r in v.reasons)
 
 
 def test_a_stall_that_persists_is_a_regression() -> None:

@@ -109,11 +109,16 @@ def test_tail_index_is_read_from_the_buckets() -> None:
     assert hist.tail_index(pareto, 0.17) == pytest.approx(4.0, rel=1e-6)
 
 
-def test_an_invalid_histogram_is_refused() -> None:
+def test_an_invalid_histogram_is_refused_and_a_dipping_one_is_mended() -> None:
     assert not hist.valid(None)
-    assert not hist.valid(((0.1, 5.0), (0.2, 4.0), (math.inf, 6.0)))  # counts going down
     assert not hist.valid(((0.1, 5.0), (0.2, 6.0)))  # no +Inf
-    assert hist.valid(((0.1, 5.0), (math.inf, 6.0)))
+    assert not hist.valid(((0.2, 5.0), (0.1, 6.0), (math.inf, 7.0)))  # bounds out of order
+    assert not hist.valid(((0.1, math.nan), (math.inf, 6.0)))
+    assert not hist.valid(((0.1, -1.0), (math.inf, 6.0)))
+    # Prometheus' increase() extrapolates each bucket alone: a small dip is read, mended
+    dipping = ((0.1, 5.0), (0.2, 4.9), (math.inf, 6.0))
+    assert hist.valid(dipping)
+    assert hist.monotone(dipping) == ((0.1, 5.0), (0.2, 5.0), (math.inf, 6.0))
 
 
 def test_the_warm_up_allowance_fades_by_e_every_third_of_max_warmup_and_ends_there() -> None:

@@ -8,9 +8,11 @@ construction. See docs/decision-model.md for the meaning of each rule.
 * **rollback** — an anytime-valid test (``sequential.py``) rejects "the canary is within
   the SLO" at level ``slo.alpha``, on errors or on latency;
 * **hold** — no data, stale data, NaN, fewer than ``min_slices`` slices of evidence, a
-  latency excess still inside its warm-up allowance (``warmup.py``), or no histogram;
+  latency excess still inside its warm-up allowance (``warmup.py``), no histogram, or
+  evidence that leans against the canary without deciding (an e-value above 1: advancing
+  would restart it at a higher weight);
 * **proceed** — otherwise, with the article's safe weight computed from the deltas the
-  evidence cannot rule out (upper bounds at ``1 - alpha``): a thin sample gets a small
+  evidence cannot rule out (upper bounds at ``slo.weight_confidence``): a thin sample gets a small
   weight. Once the bounds themselves are within the thresholds (``evidence.within_slo``)
   the weight is the formula's for the measured deltas, if that is more.
 """
@@ -104,7 +106,7 @@ def decide(history: StepHistory, settings: Settings = _DEFAULT) -> Verdict:
                 else "not yet shown within the SLO: weight from the bounds"
             )
             reasons.append(
-                f"no evidence against the canary; bounds at {1 - slo.alpha:.0%}: p99 "
+                f"no evidence against the canary; bounds at {slo.weight_confidence:.0%}: p99 "
                 f"{latency_bound:+.1%}, errors {error_bound * 100:+.2f} points ({verdict}): "  # type: ignore[operator]
                 f"safe weight {weight:g}%"
             )
@@ -144,7 +146,7 @@ def _weight(tests: _Tests, within_slo: bool, settings: Settings) -> float | None
 
 def _run_tests(cleaned: Cleaned, settings: Settings, need: int) -> _Tests:
     slo = settings.slo
-    z = NormalDist().inv_cdf(1.0 - slo.alpha)
+    z = NormalDist().inv_cdf(slo.weight_confidence)
     errors = error_test(cleaned.slices, slo=slo, z=z, need=need)
     found = latency_test(
         cleaned.slices,
@@ -175,6 +177,15 @@ def _hold_reasons(cleaned: Cleaned, tests: _Tests, need: int) -> list[str]:
         reasons.append(
             f"{tests.latency_slices} slice(s) of latency evidence after the warm-up, {need} needed"
         )
+    for test in (tests.errors, tests.latency):
+        # The evidence leans against the canary (the test's wealth is above its stake) but has
+        # not decided: advancing would restart it at a higher weight; holding lets it grow.
+        if test is not None and test.e_value > 1.0:
+            what = "p99" if test.kind is ViolationKind.LATENCY else "error"
+            reasons.append(
+                f"the {what} evidence leans against the canary (e-value {test.e_value:.3g} > 1, "
+                "undecided): holding while it accumulates"
+            )
     return reasons
 
 

@@ -26,16 +26,31 @@ FALLBACK_TAIL_INDEX = 4.0
 
 
 def valid(buckets: Buckets | None) -> bool:
-    """Cumulative, finite, non-negative counts ending at ``+Inf``: something that can be read."""
+    """Finite, non-negative counts under increasing bounds ending at ``+Inf``: readable.
+
+    Counts that dip a little from one bound to the next are readable: increases computed by
+    Prometheus extrapolate each bucket series on its own (``monotone`` fixes them, as
+    ``histogram_quantile`` does).
+    """
     if not buckets:
         return False
     bounds, counts = zip(*buckets, strict=True)
-    if not math.isinf(bounds[-1]) or not all(map(math.isfinite, counts)) or counts[0] < 0:
+    if not math.isinf(bounds[-1]) or min(counts) < 0 or not all(map(math.isfinite, counts)):
         return False
-    increasing = all(map(operator.lt, bounds, bounds[1:]))
-    # Counts are increases of counters: allow float dust, never a real decrease.
-    steps = zip(counts, counts[1:], strict=False)
-    return increasing and all(later - earlier >= -1e-6 for earlier, later in steps)
+    return all(map(operator.lt, bounds, bounds[1:]))
+
+
+def monotone(buckets: Buckets) -> Buckets:
+    """The histogram with each cumulative count raised to the largest below it.
+
+    >>> monotone(((0.1, 5.0), (0.2, 4.9), (math.inf, 6.0)))
+    ((0.1, 5.0), (0.2, 5.0), (inf, 6.0))
+    """
+    out, top = [], 0.0
+    for bound, count in buckets:
+        top = max(top, count)
+        out.append((bound, top))
+    return tuple(out)
 
 
 def total(buckets: Buckets) -> float:

@@ -10,13 +10,15 @@ latency ``E`` is the first bucket bound at or above ``(1 + delta)`` times stable
 the canary's count is its requests beyond ``E`` (exact: ``E`` is a bound), the reference
 stable's share beyond ``E / (1 + delta)`` over the step, raised to stable's own share in
 the slice (a stall both versions share). A canary that is stable slowed by ``1 + delta``
-puts exactly that share beyond ``E``; at ``E = (1 + delta) p99_stable`` it is 1 %.
+puts exactly that share beyond ``E``; at ``E = (1 + delta) p99_stable`` it is 1 %. The
+bound below ``E`` is read the same way while stable's share there is at most 10 % (about
+its p90), and each slice counts the mean of the two outcomes: more counts, same rule.
 Stable's share is interpolated inside its bucket, which in a falling tail over-states it:
 the reference is never too low, so the buckets cause no false rollback. What it costs:
 the test sees a regression only somewhat above ``delta`` (about +22 % instead of +15 %
 with 50 ms buckets around a 160 ms p99); docs/decision-model.md has the numbers.
 
-**Bounds.** The safe weight reads the deltas at the unfavourable end of a ``1 - alpha``
+**Bounds.** The safe weight reads the deltas at the unfavourable end of a ``slo.weight_confidence``
 interval, the variance inflated by the slices' measured overdispersion (``dispersion``),
 transients (``_kept``) and the warm-up left out. The p99 bound is the canary's share
 beyond stable's p99 (upper Wilson bound) turned into a latency ratio with the tail slope
@@ -41,6 +43,9 @@ from canarypilot.analysis.warmup import allowances
 from canarypilot.model import SignalTest, Slice, ViolationKind
 from canarypilot.policy import SLOPolicy
 
+#: The bound below the test latency is read too while stable puts at most this share of its
+#: requests beyond it over (1 + delta): about its p90, still the tail the SLO is about.
+LOWER_EDGE_SHARE = 0.1
 #: A slice in which stable itself put this share beyond its tail bound is a shared stall:
 #: it says nothing about the canary either way.
 SHARED_STALL = 0.5
@@ -53,23 +58,34 @@ class LatencyResult:
     warming_up: bool
 
 
-def dispersion(k: Sequence[float], n: Sequence[float]) -> float:
+def dispersion(k: Sequence[float], n: Sequence[float], *, reference: Sequence[float] | None = None) -> float:
     """Overdispersion of per-slice counts: 1 for independent requests, more when they move together
-    (Pearson's chi-square over its degrees of freedom, at least 1).
+    (Pearson's chi-square over its degrees of freedom, at least 1). With ``reference`` (a share
+    per slice, e.g. stable's in the same slice), each slice's expected count follows it, scaled
+    to the counts' total, so variation the reference shares is not counted.
 
     >>> dispersion([1, 1, 1, 1], [100, 100, 100, 100])
     1.0
     >>> dispersion([0, 0, 0, 40], [100, 100, 100, 100]) > 10
     True
+    >>> dispersion([1, 1, 1, 40], [100] * 4, reference=[0.01, 0.01, 0.01, 0.4])
+    1.0
     """
-    used = [(ki, ni) for ki, ni in zip(k, n, strict=True) if ni > 0]
-    n_sum = sum(ni for _, ni in used)
-    if len(used) < 2 or n_sum <= 0:
+    rows = [
+        (ki, ni, 1.0 if reference is None else reference[i])
+        for i, (ki, ni) in enumerate(zip(k, n, strict=True))
+    ]
+    used = [(ki, ni, ri) for ki, ni, ri in rows if ni > 0 and ri > 0]
+    weight = sum(ni * ri for _, ni, ri in used)
+    if len(used) < 2 or weight <= 0:
         return 1.0
-    p = sum(ki for ki, _ in used) / n_sum
-    if not 0 < p < 1:
-        return 1.0
-    chi2 = sum((ki - ni * p) ** 2 / (ni * p * (1 - p)) for ki, ni in used)
+    scale = sum(ki for ki, _, _ in used) / weight
+    chi2 = 0.0
+    for ki, ni, ri in used:
+        p = min(1 - 1e-9, scale * ri)
+        if p <= 0:
+            return 1.0
+        chi2 += (ki - ni * p) ** 2 / (ni * p * (1 - p))
     return max(1.0, chi2 / (len(used) - 1))
 
 
@@ -141,8 +157,9 @@ class _EdgeTest:
     warming_up: bool
 
 
-def _edge_test(
+def _edge_outcomes(
     rows: Sequence[Slice],
+    stable_pool: hist.Buckets,
     stable: Sequence[hist.Buckets],
     canary: Sequence[hist.Buckets],
     edge: float,
@@ -150,10 +167,10 @@ def _edge_test(
     slo: SLOPolicy,
     need: int,
     since: float,
-) -> _EdgeTest:
+) -> tuple[list[float], list[float], list[float], float]:
+    """Each slice's bet outcome at the bound ``edge``, with the shares, allowances and the
+    step's reference share they were read against."""
     delta = slo.max_latency_delta
-    stable_pool = hist.add(stable)
-    assert stable_pool is not None
     # Stable's share beyond E / (1 + delta) over the step, half a request added so an empty
     # tail is not a zero reference.
     n_all = hist.total(stable_pool)
@@ -167,12 +184,41 @@ def _edge_test(
         seed=max(1, need - 1),
         max_warmup=slo.max_warmup_seconds,
     )
-    observations = []
+    cap = slice_cap(slo.alpha, need)
+    outcomes = []
     for b_s, k, total, allowance in zip(stable, beyond, n, allowed, strict=True):
         reference = max(base, allowance, hist.tail_share_beyond(b_s, edge / (1 + delta)) or 0.0)
-        observations.append(SliceObservation(k, total if reference < SHARED_STALL else 0.0, reference))
-    cap = slice_cap(slo.alpha, need)
-    outcomes = [excess(o, cap) for o in observations]
+        outcomes.append(
+            excess(SliceObservation(k, total if reference < SHARED_STALL else 0.0, reference), cap)
+        )
+    return outcomes, shares, allowed, base
+
+
+def _edge_test(
+    rows: Sequence[Slice],
+    stable_pool: hist.Buckets,
+    stable: Sequence[hist.Buckets],
+    canary: Sequence[hist.Buckets],
+    edge: float,
+    *,
+    slo: SLOPolicy,
+    need: int,
+    since: float,
+) -> _EdgeTest:
+    """The test at ``edge``, and at the bound below it when stable puts at most
+    ``LOWER_EDGE_SHARE`` of its requests beyond that bound over ``1 + delta`` (it is still
+    in the tail): each slice's outcome is the mean of the two, itself of mean at most 0 for
+    a canary within the SLO, and the lower bound's counts are several times larger."""
+    outcomes, shares, allowed, base = _edge_outcomes(
+        rows, stable_pool, stable, canary, edge, slo=slo, need=need, since=since
+    )
+    lower = max((b for b, _ in stable_pool if b < edge), default=0.0)
+    delta = slo.max_latency_delta
+    if lower > 0 and (hist.tail_share_beyond(stable_pool, lower / (1 + delta)) or 1.0) <= LOWER_EDGE_SHARE:
+        low, _, _, _ = _edge_outcomes(
+            rows, stable_pool, stable, canary, lower, slo=slo, need=need, since=since
+        )
+        outcomes = [(a + b) / 2 for a, b in zip(outcomes, low, strict=True)]
     log_e = log_e_value(log_wealth_prefixes(outcomes), 0, len(rows))
     # The bounds read the slices after the last one the allowance excused (in excess of
     # stable's share, and covered by it); the newest one so: warming up.
@@ -186,8 +232,8 @@ def latency_test(
 ) -> LatencyResult | None:
     """The latency signal's test, after the warm-up (``None`` without histograms for both)."""
     rows = [s for s in slices if hist.valid(s.stable.buckets) and hist.valid(s.canary.buckets)]
-    stable = [s.stable.buckets for s in rows if s.stable.buckets]
-    canary = [s.canary.buckets for s in rows if s.canary.buckets]
+    stable = [hist.monotone(s.stable.buckets) for s in rows if s.stable.buckets]
+    canary = [hist.monotone(s.canary.buckets) for s in rows if s.canary.buckets]
     stable_pool, canary_pool = hist.add(stable), hist.add(canary)
     if not rows or stable_pool is None or canary_pool is None:
         return None
@@ -198,7 +244,7 @@ def latency_test(
     edge = hist.bound_at_or_above(canary_pool, (1 + delta) * stable_p99)
     tested = _EdgeTest(0.0, [0.0] * len(rows), 0, False)
     if edge is not None:
-        tested = _edge_test(rows, stable, canary, edge, slo=slo, need=need, since=since)
+        tested = _edge_test(rows, stable_pool, stable, canary, edge, slo=slo, need=need, since=since)
 
     # The p99 bound: the canary's share beyond stable's p99 at its upper Wilson bound, as a
     # latency ratio through stable's tail slope, over stable's p99 at its lower bound.
@@ -208,24 +254,28 @@ def latency_test(
     stable_low = hist.quantile(stable_pool, max(quantile - margin, 1e-9)) or stable_p99
     n = [hist.total(b) for b in canary]
     beyond_p99 = [max(0.0, t - hist.count_at_or_below(b, stable_p99)) for b, t in zip(canary, n, strict=True)]
-    kept = _kept(range(tested.start, len(rows)), tested.outcomes, slo.alpha, need)
+    start = max(tested.start, _warm_slices(rows, beyond_p99, n, tail, slo=slo, need=need, since=since))
+    kept = _kept(range(start, len(rows)), tested.outcomes, slo.alpha, need)
     k_kept, n_kept = sum(beyond_p99[i] for i in kept), sum(n[i] for i in kept)
     point = bound = None
     if n_kept > 0:
         canary_p99 = hist.quantile(hist.add(canary[i] for i in kept) or canary_pool, quantile)
         point = None if canary_p99 is None else canary_p99 / stable_p99 - 1
-        spread = math.sqrt(dispersion([beyond_p99[i] for i in kept], [n[i] for i in kept]))
+        # Overdispersion against stable's own share in each slice: what both versions felt
+        # together (a shared stall, load jitter) is not the canary's uncertainty.
+        paired = [hist.share_beyond(stable[i], stable_p99) or 0.0 for i in kept]
+        spread = math.sqrt(dispersion([beyond_p99[i] for i in kept], [n[i] for i in kept], reference=paired))
         share_high = _wilson_upper(k_kept, n_kept, z * spread)
         index = hist.tail_index(stable_pool, stable_p99)
         bound = stable_p99 * (share_high / tail) ** (1 / index) / stable_low - 1
 
-    counted = len(rows) - tested.start
+    counted = len(rows) - start
     basis = f"{k_kept:.0f} of {n_kept:.0f} canary requests beyond stable's p99 {stable_p99 * 1000:.0f} ms; "
     basis += (
         f"test latency {edge * 1000:g} ms" if edge else "no bucket bound above the SLO's latency: untested"
     )
-    if tested.start:
-        basis += f"; first {tested.start} slice(s) in the warm-up allowance"
+    if start:
+        basis += f"; first {start} slice(s) in the warm-up allowance"
     if counted > len(kept):
         basis += f"; {counted - len(kept)} transient slice(s) left out of the bound"
     test = SignalTest(
@@ -239,7 +289,36 @@ def latency_test(
         requests=n_kept,
         basis=basis,
     )
-    return LatencyResult(test, rows[tested.start - 1].end if tested.start else None, tested.warming_up)
+    return LatencyResult(test, rows[start - 1].end if start else None, tested.warming_up)
+
+
+def _warm_slices(
+    rows: Sequence[Slice],
+    beyond: Sequence[float],
+    n: Sequence[float],
+    tail: float,
+    *,
+    slo: SLOPolicy,
+    need: int,
+    since: float,
+) -> int:
+    """How many leading slices the p99 bound leaves out as warm-up: up to the last one in which
+    the canary put more than twice the quantile's share beyond stable's p99 while the same
+    fading allowance (``warmup.allowances``, read on that share) still covered it. The test
+    reads the bucket bound above the SLO; the bound reads stable's p99, where a fading warm-up
+    shows longer."""
+    shares = [k / t if t > 0 else 0.0 for k, t in zip(beyond, n, strict=True)]
+    allowed = allowances(
+        shares,
+        [(s.start + s.end) / 2 - since for s in rows],
+        seed=max(1, need - 1),
+        max_warmup=slo.max_warmup_seconds,
+    )
+    twice = 2 * tail
+    return max(
+        (i + 1 for i, (a, x) in enumerate(zip(allowed, shares, strict=True)) if a > twice and x > twice),
+        default=0,
+    )
 
 
 def _kept(indices: Iterable[int], outcomes: Sequence[float], alpha: float, need: int) -> list[int]:

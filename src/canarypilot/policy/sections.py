@@ -49,8 +49,17 @@ class SLOPolicy(_Section):
         lt=0.5,
         description=(
             "Largest probability of rolling back a canary that is within the SLO, however often it "
-            "is analysed (the sequential test's error rate); the safe weight and the pass read the "
-            "deltas' upper bounds at confidence 1 - alpha."
+            "is analysed (the sequential test's error rate)."
+        ),
+    )
+    weight_confidence: float = Field(
+        0.9,
+        ge=0.5,
+        lt=1,
+        description=(
+            "Confidence of the upper bounds the safe weight and within_slo read: the weight assumes "
+            "deltas as bad as the evidence allows at this confidence. Higher is more cautious and "
+            "slower to promote; the rollback test's error rate is alpha whatever this is."
         ),
     )
     max_warmup_seconds: float = Field(
