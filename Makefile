@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck layers unit bench clean setup
+.PHONY: demo test lint typecheck layers unit bench clean setup image
 
 setup: $(STAMP)
 
@@ -33,6 +33,10 @@ unit: $(STAMP)
 
 test: lint typecheck layers
 	$(BIN)/pytest -q
+
+# The analysis service's image, localhost/canarypilot:<pyproject version> (docs/kubernetes.md).
+image:
+	deploy/image/build.sh
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

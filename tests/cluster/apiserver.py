@@ -15,6 +15,7 @@ import io
 import json
 import ssl
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,8 +94,11 @@ class LocalApiServer(LocalServer):
 
     name = "kube-apiserver"
 
-    def __init__(self, binary: Path, workdir: Path, *, etcd_url: str, token: str) -> None:
+    def __init__(
+        self, binary: Path, workdir: Path, *, etcd_url: str, token: str, extra_args: Sequence[str] = ()
+    ) -> None:
         self.binary, self.workdir, self.etcd_url, self.token = binary, workdir, etcd_url, token
+        self.extra_args = list(extra_args)
         self.port = free_port()
         self.url = f"https://127.0.0.1:{self.port}"
         self.cert_dir = workdir / "certs"
@@ -124,6 +128,7 @@ class LocalApiServer(LocalServer):
             "--enable-priority-and-fairness=false",
             "--profiling=false",
             "--v=1",
+            *self.extra_args,
         ]
         self._launch(argv, log_path=self.workdir / "kube-apiserver.log", timeout=timeout)
         return self

@@ -1,4 +1,5 @@
-"""kube-apiserver and etcd compiled from their Go modules, once per version and go.sum.
+"""kube-apiserver, kube-controller-manager, kube-scheduler and etcd compiled from their Go
+modules, once per version and go.sum.
 
 No release tarball can be fetched here, only Go modules, so the wrapper module in
 ``build/`` requires ``k8s.io/kubernetes`` at ``KUBERNETES_VERSION`` with each staging
@@ -15,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.gobuild import BuildFailed, build_key, cache_dir, cached_build, go_binary, run_go
+from tests.support.gobuild import BuildFailed, build_key, cache_dir, cached_build, go_binary, go_build
 
 __all__ = ["BUILD_DIR", "CACHE", "Binaries", "BuildFailed", "ensure_binaries", "go_binary"]
 
@@ -27,9 +28,14 @@ BUILD_TIMEOUT = 60 * 60  # a cold build downloads ~700 MB of modules and compile
 SOURCES = ("go.mod", "go.sum", "etcd/main.go")
 
 
+NAMES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd")
+
+
 @dataclass(frozen=True)
 class Binaries:
     kube_apiserver: Path
+    kube_controller_manager: Path
+    kube_scheduler: Path
     etcd: Path
     built_seconds: float | None  # None when reused from the cache
 
@@ -46,30 +52,27 @@ def _version_ldflags() -> str:
 
 
 def _go_build(go: str, package: str, output: Path) -> None:
-    # -p 2: the machines have two cores; more parallel compiles only add memory pressure.
-    args = [
-        "build",
-        "-p",
-        "2",
-        "-trimpath",
-        "-ldflags",
-        f"-s -w {_version_ldflags()}",
-        "-o",
-        str(output),
-        package,
-    ]
-    run_go(go, args, cwd=BUILD_DIR, cache=CACHE, timeout=BUILD_TIMEOUT)
+    go_build(
+        go, package, output, cwd=BUILD_DIR, cache=CACHE, ldflags=_version_ldflags(), timeout=BUILD_TIMEOUT
+    )
 
 
 def ensure_binaries(go: str) -> Binaries:
-    """The two binaries for this go.mod/go.sum, built under a file lock if missing."""
+    """The four binaries for this go.mod/go.sum, built under a file lock if missing.
+
+    The three Kubernetes commands share almost every package, so after the first the
+    others cost little more than their link (docs/cluster-tests.md has the times).
+    """
     started = time.monotonic()
 
     def build(partial: dict[str, Path]) -> None:
-        _go_build(go, "k8s.io/kubernetes/cmd/kube-apiserver", partial["kube-apiserver"])
+        for name in NAMES[:3]:
+            _go_build(go, f"k8s.io/kubernetes/cmd/{name}", partial[name])
         _go_build(go, "./etcd", partial["etcd"])
 
     key = build_key(BUILD_DIR, SOURCES)
-    built = cached_build(CACHE, key, ("kube-apiserver", "etcd"), build)
+    built = cached_build(CACHE, key, NAMES, build)
     folder = CACHE / "bin" / key
-    return Binaries(folder / "kube-apiserver", folder / "etcd", time.monotonic() - started if built else None)
+    return Binaries(
+        *(folder / name for name in NAMES), built_seconds=time.monotonic() - started if built else None
+    )

@@ -8,12 +8,10 @@ Each test gets its own namespace, so tests never see each other's objects.
 from __future__ import annotations
 
 import itertools
-import json
 import secrets
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
 
@@ -26,32 +24,11 @@ from tests.cluster.apiserver import (
     install_crds,
     write_kubeconfig,
 )
-from tests.cluster.binaries import CACHE, BuildFailed, ensure_binaries, go_binary
-from tests.support.gobuild import go_env
+from tests.cluster.binaries import BuildFailed, ensure_binaries, go_binary
+from tests.cluster.controllers import gateway_api_crd
+from tests.support.argo_crds import argo_crds
 
-GATEWAY_API = "sigs.k8s.io/gateway-api@v1.2.1"
-ARGO_CRDS = Path(__file__).resolve().parents[2].parent / "shared" / "schemas" / "argo-rollouts" / "v1.7.2"
 _namespaces = itertools.count(1)
-
-
-def gateway_api_crd(go: str) -> Path:
-    """The standard-channel HTTPRoute CRD, from the Gateway API Go module."""
-    CACHE.mkdir(parents=True, exist_ok=True)
-    result = subprocess.run(
-        [go, "mod", "download", "-json", GATEWAY_API],
-        cwd=CACHE,
-        env=go_env(CACHE),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    if result.returncode != 0:
-        pytest.fail(
-            f"`go mod download {GATEWAY_API}` failed:\n{result.stderr[-2000:]}{result.stdout[-2000:]}"
-        )
-    folder = Path(json.loads(result.stdout)["Dir"]) / "config" / "crd" / "standard"
-    return folder / "gateway.networking.k8s.io_httproutes.yaml"
 
 
 @pytest.fixture(scope="package")  # stopped once the last cluster test is done
@@ -66,8 +43,11 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     except subprocess.TimeoutExpired as exc:
         pytest.fail(f"building kube-apiserver/etcd took longer than {exc.timeout:g}s")
     if binaries.built_seconds is not None:
-        print(f"built kube-apiserver and etcd in {binaries.built_seconds:.0f}s")
-    crds = [gateway_api_crd(go), ARGO_CRDS / "rollout-crd.yaml"]
+        print(f"built the Kubernetes binaries and etcd in {binaries.built_seconds:.0f}s")
+    try:
+        crds = [gateway_api_crd(go), argo_crds(go, "v1.7.2") / "rollout-crd.yaml"]
+    except BuildFailed as exc:
+        pytest.fail(f"fetching the CRDs failed: {exc}")
     workdir = tmp_path_factory.mktemp("cluster")
     token = secrets.token_urlsafe(24)
     started = time.monotonic()

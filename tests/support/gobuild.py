@@ -86,3 +86,46 @@ def run_go(go: str, args: list[str], *, cwd: Path, cache: Path, timeout: float) 
     )
     if result.returncode != 0:
         raise BuildFailed(f"`go {' '.join(args)}` in {cwd} failed:\n{result.stderr[-4000:]}")
+
+
+def go_build(
+    go: str, package: str, output: Path, *, cwd: Path, cache: Path, ldflags: str, timeout: float
+) -> None:
+    """``go build`` one command into ``output``: stripped, reproducible paths, two jobs.
+
+    ``-p 2``: the machines have two cores; more parallel compiles only add memory pressure.
+    """
+    args = [
+        "build",
+        "-p",
+        "2",
+        "-trimpath",
+        "-ldflags",
+        f"-s -w {ldflags}".strip(),
+        "-o",
+        str(output),
+        package,
+    ]
+    run_go(go, args, cwd=cwd, cache=cache, timeout=timeout)
+
+
+def module_dir(go: str, cache: Path, module: str, *, timeout: float = 300) -> Path:
+    """Where ``module`` (``path@version``) lies in ``cache``'s module cache, downloaded through
+    the Go module proxy if it is not there yet; ``BuildFailed`` if the download fails."""
+    import json
+
+    cache.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(
+        [go, "mod", "download", "-json", module],
+        cwd=cache,
+        env=go_env(cache),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise BuildFailed(
+            f"`go mod download {module}` failed:\n{result.stderr[-2000:]}{result.stdout[-2000:]}"
+        )
+    return Path(json.loads(result.stdout)["Dir"])

@@ -24,6 +24,23 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     raise typer.Exit(code)
 
 
+def require_sim(command: str) -> None:
+    """Exit with one line naming the extra when the simulator's libraries are missing.
+
+    numpy and matplotlib are the ``sim`` extra: the service, ``analyze``, ``render``
+    and ``rollout`` run without them (the container image leaves them out).
+    """
+    try:
+        import matplotlib  # noqa: F401
+        import numpy  # noqa: F401
+    except ImportError as exc:
+        fail(
+            f"`canarypilot {command}` needs {exc.name or 'numpy and matplotlib'}: "
+            "install canarypilot[sim] (pip install 'canarypilot[sim]')",
+            EXIT_USAGE,
+        )
+
+
 @contextmanager
 def friendly_errors() -> Iterator[None]:
     """Map canarypilot's exceptions to exit codes (config 2, backend 1); never a traceback."""

@@ -14,7 +14,7 @@ from typing import Any
 
 import typer
 
-from canarypilot.cli.common import friendly_errors, stdout_is_terminal
+from canarypilot.cli.common import friendly_errors, require_sim, stdout_is_terminal
 
 #: The rollout did not reach the outcome the scenario expects.
 EXIT_UNEXPECTED = 5
@@ -75,6 +75,7 @@ def demo(
     ),
     seed: int | None = typer.Option(None, "--seed", help="Seed for the services' randomness."),
 ) -> None:
+    require_sim("demo")
     import asyncio
 
     from canarypilot.demo.runner import Backend, DemoOptions, Processes, run_demo, until_terminated

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import typer
 
+from canarypilot._version import IMAGE
 from canarypilot.cli.common import friendly_errors, settings_from
 
 HELP = (
@@ -25,6 +26,7 @@ HELP = (
 def register(app: typer.Typer) -> None:
     """Add `render argo` to the render sub-app."""
     app.command("argo", help=HELP)(argo)
+    app.command("chart", help=CHART_HELP)(chart)
 
 
 def argo(
@@ -39,7 +41,7 @@ def argo(
         help="Base URL of the analysis service (default: http://canarypilot-analyzer.NAMESPACE.svc:8080).",
     ),
     analyzer_namespace: str = typer.Option("canarypilot", help="Namespace of the analysis service."),
-    analyzer_image: str = typer.Option("canarypilot:0.1.0", help="Container image of the analysis service."),
+    analyzer_image: str = typer.Option(IMAGE, help="Container image of the analysis service."),
     prometheus_url: str = typer.Option(
         "http://prometheus.monitoring:9090",
         "--prometheus",
@@ -53,6 +55,10 @@ def argo(
         60, help="Seconds each rung is observed (after the warm-up) before its gate."
     ),
     interval: int = typer.Option(15, help="Seconds between SLO guard measurements."),
+    warmup: int | None = typer.Option(
+        None,
+        help="Seconds after a weight change before its first measurement (default: breaker.warmup_seconds).",
+    ),
     replicas: int = typer.Option(4, help="Replicas of the Rollout."),
     container_port: int = typer.Option(8080, help="Port the service's container listens on."),
     host: str | None = typer.Option(None, "--host", help="Host of the stable Ingress rule (none: any host)."),
@@ -91,6 +97,7 @@ def argo(
             observe_seconds=observe,
             interval_seconds=interval,
             token_secret=token_secret,
+            warmup_seconds=warmup,
         )
         documents = render_argo(options, settings)
         if output_dir is None:
@@ -104,3 +111,29 @@ def argo(
         except OSError as exc:
             raise ConfigError(f"cannot write to {output_dir}: {exc.strerror or exc}") from exc
         typer.echo(f"wrote {len(documents)} files to {output_dir}", err=True)
+
+
+CHART_HELP = (
+    "The Helm chart of the analysis service (deploy/helm/canarypilot), generated from the same "
+    "objects `render argo` writes, so the two never drift. See docs/kubernetes.md. "
+    "Exit codes: 0 written, 2 bad input (settings or output directory)."
+)
+
+
+def chart(
+    output_dir: Path = typer.Option(..., "--output-dir", "-o", help="The chart's directory (created)."),
+    config: str | None = typer.Option(None, "--config", "-c", help="YAML settings file (breaker, query)."),
+) -> None:
+    with friendly_errors():
+        from canarypilot._exceptions import ConfigError
+        from canarypilot.render.chart import chart_files
+
+        files = chart_files(settings_from(config, {}))
+        try:
+            for name, text in files.items():
+                path = output_dir / name
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot write to {output_dir}: {exc.strerror or exc}") from exc
+        typer.echo(f"wrote {len(files)} files to {output_dir}", err=True)

@@ -14,7 +14,7 @@ from typing import Any
 
 import typer
 
-from canarypilot.cli.common import EXIT_BACKEND, friendly_errors
+from canarypilot.cli.common import EXIT_BACKEND, friendly_errors, require_sim
 
 
 class Format(StrEnum):
@@ -80,6 +80,7 @@ def simulate(
     ),
     output: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
 ) -> None:
+    require_sim("simulate")
     with friendly_errors():
         from canarypilot.sim.engine import default_settings
         from canarypilot.sim.engine import simulate as run
@@ -135,6 +136,7 @@ def bench(
     ),
     check: bool = typer.Option(False, "--check", help="Exit 1 when a target for canarypilot is missed."),
 ) -> None:
+    require_sim("bench")
     with friendly_errors():
         from canarypilot.sim.bench import builtin_suite, load_suite, run_bench
         from canarypilot.sim.report import render_table

@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from canarypilot._exceptions import ConfigError
+from canarypilot._version import IMAGE
 from canarypilot.model import validate_name
 from canarypilot.policy import Settings
 
@@ -48,7 +49,7 @@ class ArgoOptions:
     namespace: str = "default"
     analyzer_namespace: str = "canarypilot"
     analyzer_url: str | None = None
-    analyzer_image: str = "canarypilot:0.1.0"
+    analyzer_image: str = IMAGE
     prometheus_url: str = "http://prometheus.monitoring:9090"
     replicas: int = 4
     container_port: int = 8080
@@ -58,6 +59,8 @@ class ArgoOptions:
     observe_seconds: int = 60
     interval_seconds: int = 15
     token_secret: str | None = None
+    #: Seconds before each rung's first measurement; None: the breaker's warm-up.
+    warmup_seconds: int | None = None
 
     def __post_init__(self) -> None:
         for value, what in (
@@ -78,6 +81,8 @@ class ArgoOptions:
         _check_steps(self.steps)
         if self.observe_seconds < self.interval_seconds or self.interval_seconds < 1:
             raise ConfigError("--observe must be at least --interval, and --interval at least 1s")
+        if self.warmup_seconds is not None and not 0 <= self.warmup_seconds <= 3600:
+            raise ConfigError("--warmup must be 0-3600 seconds")
         if not 1 <= self.replicas <= 1000 or not 1 <= self.container_port <= 65535:
             raise ConfigError("--replicas must be 1-1000 and --container-port 1-65535")
         for url, what in ((self.analyzer_url, "analyzer URL"), (self.prometheus_url, "Prometheus URL")):
@@ -105,7 +110,9 @@ def render_argo(options: ArgoOptions, settings: Settings | None = None) -> list[
 def gate_template(options: ArgoOptions, settings: Settings) -> dict[str, Any]:
     """The AnalysisTemplate each rung runs."""
     breaker = settings.breaker
-    warmup = int(math.ceil(breaker.warmup_seconds))
+    warmup = options.warmup_seconds
+    if warmup is None:
+        warmup = int(math.ceil(breaker.warmup_seconds))
     errors = max(1, math.ceil(breaker.metrics_outage_seconds / ARGO_ERROR_RETRY_SECONDS))
     query = (
         "service={{args.service}}&canary_version={{args.canary-version}}"
