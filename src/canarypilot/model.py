@@ -135,6 +135,11 @@ class Decision:
     violations: tuple[Violation, ...] = ()
     target: Target | None = None
     at: float | None = None
+    #: The deltas the evidence cannot rule out (upper confidence bounds at ``1 - alpha``):
+    #: what ``safe_weight`` was computed from (engine v2; ``None`` from the v1 judge).
+    latency_bound: float | None = None
+    error_bound: float | None = None
+    evidence: StepEvidence | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object of ``canarypilot analyze --format json`` and ``/analyze``."""
@@ -156,7 +161,80 @@ class Decision:
             out["service"] = self.target.service
         if self.at is not None:
             out["at"] = self.at
+        if self.evidence is not None:
+            out["latency_bound"] = _json_number(self.latency_bound)
+            out["error_bound"] = _json_number(self.error_bound)
+            out["evidence"] = self.evidence.to_dict()
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class SignalTest:
+    """One signal's sequential test over the step (``analysis.decide``).
+
+    ``e_value`` is the evidence against "the canary is within the SLO": it rolls back at
+    ``1 / alpha``. ``point`` is the delta read from the step's counts, ``bound`` the delta
+    the evidence cannot rule out at confidence ``1 - alpha``; ``slices`` and ``requests``
+    are what the test counted (after any warm-up).
+    """
+
+    kind: ViolationKind
+    e_value: float
+    rejects: bool
+    point: float | None
+    bound: float | None
+    threshold: float
+    slices: int
+    requests: float
+    basis: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "e_value": _json_number(self.e_value),
+            "rejects": self.rejects,
+            "point": _json_number(self.point),
+            "bound": _json_number(self.bound),
+            "threshold": self.threshold,
+            "slices": self.slices,
+            "requests": self.requests,
+            "basis": self.basis,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class StepEvidence:
+    """Both signals' tests for one step, and what was held back as warm-up.
+
+    ``within_slo``: both bounds at or below their thresholds, the canary is shown within
+    the SLO at confidence ``1 - alpha``. ``warmup_until`` is the end of the slices held as a
+    decaying warm-up (``None``: none held); ``warming_up`` says the excess is still decaying.
+    """
+
+    latency: SignalTest | None
+    errors: SignalTest | None
+    alpha: float
+    min_slices: int
+    warmup_until: float | None = None
+    warming_up: bool = False
+
+    @property
+    def within_slo(self) -> bool:
+        return all(
+            t is not None and t.bound is not None and t.bound <= t.threshold
+            for t in (self.latency, self.errors)
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "latency": None if self.latency is None else self.latency.to_dict(),
+            "errors": None if self.errors is None else self.errors.to_dict(),
+            "alpha": self.alpha,
+            "rollback_at_e_value": 1.0 / self.alpha,
+            "min_slices": self.min_slices,
+            "warmup_until": self.warmup_until,
+            "warming_up": self.warming_up,
+            "within_slo": self.within_slo,
+        }
 
 
 class Action(StrEnum):
@@ -169,13 +247,22 @@ class Action(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """The breaker's answer to one decision, given the violations before it."""
+    """What to do now: ``analysis.decide``'s answer for one step (or the v1 breaker's).
+
+    ``weight`` is the safe weight for ``proceed`` (the most traffic the evidence supports),
+    0 for ``rollback``, ``None`` for ``hold``. The decision behind it carries the deltas,
+    their bounds and the evidence.
+    """
 
     action: Action
     weight: float | None
     decision: Decision
     reasons: tuple[str, ...] = field(default=())
     consecutive_violations: int = 0
+
+    @property
+    def evidence(self) -> StepEvidence | None:
+        return self.decision.evidence
 
 
 def _json_number(value: float | None) -> float | None:

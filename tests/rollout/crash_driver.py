@@ -22,7 +22,9 @@ SPEC = make_spec(
         "min_window_seconds": 0.2,
         "control_poll_seconds": 0.05,
         "max_growth_factor": 2.0,
-    }
+    },
+    query={"slice_seconds": 0.1, "scrape_interval_seconds": 0.05},
+    scrape={"interval_seconds": 0.05},
 )
 
 

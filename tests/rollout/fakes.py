@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 
 from canarypilot._exceptions import MetricsUnavailable
 from canarypilot.clock import FakeClock
-from canarypilot.model import Snapshot, Target, VersionStats
+from canarypilot.metrics.history import Slicing, summarize
+from canarypilot.metrics.static import histogram_with_p99
+from canarypilot.model import Slice, SliceCounts, Snapshot, StepHistory, Target, VersionStats
 from canarypilot.policy import Settings
 from canarypilot.rollout import RolloutSpec
 
@@ -45,6 +47,40 @@ class ScriptedMetrics:
         stable = stats(0.200)
         canary = stats(0.200 * (1 + h.latency_delta), h.error_rate, h.requests, canary=True)
         return Snapshot(target, stable, canary, at=now, window_seconds=window_seconds or 300)
+
+    async def history(
+        self,
+        target: Target,
+        *,
+        weight: float,
+        slicing: Slicing,
+        since: float | None = None,
+        at: float | None = None,
+    ) -> StepHistory:
+        """Each slice as ``health`` describes it at the slice's end: ``requests`` canary
+        requests per 300 s, stable at 5,000 per 300 s and 200 ms."""
+        now = self.clock.now() if at is None else at
+        begin = now - 300 if since is None else since
+        self.calls.append((now, now - begin))
+        if self.health(now).offline:
+            raise MetricsUnavailable("connection refused")
+        slices = []
+        for end in slicing.ends(begin, now):
+            h = self.health(end)
+            share = slicing.length / 300
+            stable_n, canary_n = 5000 * share, h.requests * share
+            slow = 0.200 * (1 + h.latency_delta)
+            grid = sorted({0.2, 0.4, slow, 2 * slow})
+            slices.append(
+                Slice(
+                    end - slicing.length,
+                    end,
+                    SliceCounts(stable_n, 0.0, histogram_with_p99(0.200, stable_n, grid)),
+                    SliceCounts(canary_n, canary_n * h.error_rate, histogram_with_p99(slow, canary_n, grid)),
+                )
+            )
+        snapshot = summarize(target, slices, since=begin, at=now, quantile=0.99, age=None)
+        return StepHistory(target, weight, begin, now, tuple(slices), snapshot, slicing.scrape_interval)
 
     async def is_online(self) -> bool:
         return True

@@ -41,6 +41,7 @@ def write_config(path: Path, socket: str, stable: str, canary: str, **extra: obj
             "control_poll_seconds": 0.1,
         },
         "slo": {"min_canary_requests": 10},
+        "query": {"slice_seconds": 0.5},
         "breaker": {"warmup_seconds": 1.0},
         **extra,
     }

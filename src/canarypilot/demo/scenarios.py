@@ -177,7 +177,13 @@ class Pacing:
     def settings_overrides(self) -> dict[str, Any]:
         """The ``Settings`` sections this pacing changes (merged over the defaults)."""
         return {
-            "query": {"window": f"{int(self.window)}s"},
+            "query": {
+                "window": f"{int(self.window)}s",
+                # Slices of a few scrapes: enough of them in each pause to judge separate windows.
+                "slice_seconds": max(2 * self.scrape_interval, self.pause / 8),
+                "scrape_interval_seconds": self.scrape_interval,
+            },
+            "scrape": {"interval_seconds": self.scrape_interval},
             "breaker": {
                 "warmup_seconds": self.warmup_grace,
                 "metrics_outage_seconds": max(30.0, 2 * self.pause),

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
-from canarypilot.model import Snapshot, Target
+from canarypilot.metrics.history import Slicing, StepQuery
+from canarypilot.model import Snapshot, StepHistory, Target
 
 
 @runtime_checkable
@@ -22,6 +23,20 @@ class MetricsProvider(Protocol):
         (the controller shrinks it so it never reaches back before the last weight change)."""
         ...
 
+    async def history(
+        self,
+        target: Target,
+        *,
+        weight: float,
+        slicing: Slicing,
+        since: float | None = None,
+        at: float | None = None,
+    ) -> StepHistory:
+        """What both versions did since ``since`` (the last weight change; ``None``: find it from
+        the canary's share of requests), cut into ``slicing``'s slices, as scraped by ``at``
+        (default: now) less the lag. Same errors as ``snapshot``."""
+        ...
+
     async def is_online(self) -> bool: ...
 
 
@@ -32,3 +47,7 @@ class BatchMetricsProvider(MetricsProvider, Protocol):
     async def snapshot_many(
         self, targets: Sequence[Target], *, window_seconds: float | None = None
     ) -> Mapping[Target, Snapshot]: ...
+
+    async def history_many(
+        self, steps: Sequence[StepQuery], *, slicing: Slicing, at: float | None = None
+    ) -> Mapping[Target, StepHistory]: ...

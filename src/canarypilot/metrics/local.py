@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 
 from canarypilot._exceptions import ConfigError
 from canarypilot.metrics import promql
-from canarypilot.model import Snapshot, Target, VersionStats
+from canarypilot.metrics.history import Fetched, Slicing, StepQuery, assemble, fetch_range
+from canarypilot.model import Snapshot, StepHistory, Target, VersionStats
 from canarypilot.policy import QueryPolicy
 
 Labels = tuple[tuple[str, str], ...]
@@ -224,6 +225,89 @@ def evaluate(
     return out
 
 
+def histories(
+    store: SeriesStore,
+    steps: Sequence[StepQuery],
+    query: QueryPolicy,
+    slicing: Slicing,
+    *,
+    at: float,
+    lookback_seconds: float = promql.DEFAULT_LOOKBACK_SECONDS,
+    match_job: bool = True,
+) -> dict[Target, StepHistory]:
+    """Step histories from ``store``, slice by slice, as ``PrometheusMetrics.history_many``
+    reads them: ``increase`` over each slice of the same absolute grid."""
+    _require_default_templates(query)
+    if not steps:
+        return {}
+    oldest, ends = fetch_range(steps, slicing, at)
+    if ends and ends[-1] - oldest > store.retention_seconds:
+        oldest = ends[-1] - store.retention_seconds
+        ends = tuple(e for e in ends if e - slicing.length >= oldest)
+    length = slicing.length
+    key_of = _keying([s.target for s in steps], query, match_job)
+    errors_only = promql.Matcher(query.code_label, "=~", query.error_code_regex)
+
+    buckets: dict[tuple[str, str], dict[float, list[tuple[float, float]]]] = {}
+    for labels, samples in store.series(query.latency_metric):
+        key = key_of(labels)
+        bound = promql.parse_float(labels.get("le", ""))
+        if key is None or bound is None:
+            continue
+        per_le = buckets.setdefault(key, {})
+        for end in ends:
+            grown = promql.increase(samples, start=end - length, end=end)
+            if grown is not None:
+                per_le.setdefault(end, []).append((bound, grown))
+
+    requests: dict[tuple[str, str], dict[float, float]] = {}
+    errors: dict[tuple[str, str], dict[float, float]] = {}
+    newest: dict[tuple[str, str], float] = {}
+    for labels, samples in store.series(query.requests_metric):
+        key = key_of(labels)
+        if key is None:
+            continue
+        is_error = errors_only.matches(labels)
+        for end in ends:
+            grown = promql.increase(samples, start=end - length, end=end)
+            if grown is not None:
+                per_end = requests.setdefault(key, {})
+                per_end[end] = per_end.get(end, 0.0) + grown
+                if is_error:
+                    failed = errors.setdefault(key, {})
+                    failed[end] = failed.get(end, 0.0) + grown
+        last = promql.latest(samples, at=at, lookback=lookback_seconds)
+        if last is not None:
+            newest[key] = max(newest.get(key, -math.inf), last[0])
+
+    fetched = Fetched(ends, requests, errors, buckets, newest)
+    job = None if match_job else ""
+    return {s.target: assemble(s, fetched, slicing, at=at, quantile=query.quantile, job=job) for s in steps}
+
+
+def _keying(
+    targets: Sequence[Target], query: QueryPolicy, match_job: bool
+) -> Callable[[Mapping[str, str]], tuple[str, str] | None]:
+    """Which ``(job, version)`` a series counts for, or ``None`` when the steps do not ask for it."""
+    try:
+        extra = promql.parse_matchers(query.extra_selector)
+    except (ValueError, re.error) as exc:
+        raise ConfigError(f"query settings: {exc}") from None
+    wanted = {(t.service, v) for t in targets for v in (t.canary_version, t.stable_version)}
+    versions = {v for _, v in wanted}
+
+    def key_of(labels: Mapping[str, str]) -> tuple[str, str] | None:
+        version = labels.get(query.version_label, "")
+        if version not in versions or not all(m.matches(labels) for m in extra):
+            return None
+        if not match_job:
+            return ("", version)
+        job = labels.get(query.job_label, "")
+        return (job, version) if (job, version) in wanted else None
+
+    return key_of
+
+
 def _stats(
     key: tuple[str, str],
     quantiles: Mapping[tuple[str, str], float],
@@ -299,6 +383,36 @@ class StoreMetrics:
             self.query,
             at=self._now(),
             window_seconds=window_seconds,
+            lookback_seconds=self.lookback_seconds,
+            match_job=self.match_job,
+        )
+
+    async def history(
+        self,
+        target: Target,
+        *,
+        weight: float,
+        slicing: Slicing,
+        since: float | None = None,
+        at: float | None = None,
+    ) -> StepHistory:
+        return self.histories_now([StepQuery(target, weight, since)], slicing=slicing, at=at)[target]
+
+    async def history_many(
+        self, steps: Sequence[StepQuery], *, slicing: Slicing, at: float | None = None
+    ) -> Mapping[Target, StepHistory]:
+        return self.histories_now(steps, slicing=slicing, at=at)
+
+    def histories_now(
+        self, steps: Sequence[StepQuery], *, slicing: Slicing, at: float | None = None
+    ) -> dict[Target, StepHistory]:
+        """The synchronous form, for callers outside an event loop (the simulator)."""
+        return histories(
+            self.store,
+            steps,
+            self.query,
+            slicing,
+            at=self._now() if at is None else at,
             lookback_seconds=self.lookback_seconds,
             match_job=self.match_job,
         )

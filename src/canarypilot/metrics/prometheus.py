@@ -27,8 +27,10 @@ import httpx
 
 from canarypilot._exceptions import CanaryPilotError, ConfigError, MetricsUnavailable, QueryError
 from canarypilot.metrics import promql
+from canarypilot.metrics.history import Slicing, StepQuery
+from canarypilot.metrics.prometheus_history import fetch_histories
 from canarypilot.metrics.selectors import render, selector
-from canarypilot.model import Snapshot, Target, VersionStats
+from canarypilot.model import Snapshot, StepHistory, Target, VersionStats
 from canarypilot.policy import PrometheusSettings, QueryPolicy
 
 Series = dict[tuple[str, str], float]
@@ -222,6 +224,36 @@ class PrometheusMetrics:
         if at is not None:
             params["time"] = f"{at:.3f}"
         return await self._get_with_retries("/api/v1/query", params, query)
+
+    async def range_query(self, query: str, *, start: float, end: float, step: float) -> Any:
+        """Run one range query (``/api/v1/query_range``); the raw payload, checked to be a matrix."""
+        params = {"query": query, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step:g}"}
+        payload = await self._get_with_retries("/api/v1/query_range", params, query)
+        data = payload.get("data")
+        if not isinstance(data, dict):
+            raise MetricsUnavailable("Prometheus answer has no data object")
+        if data.get("resultType") != "matrix":
+            raise QueryError(f"expected a range vector, got {data.get('resultType')!r}", query=query)
+        return payload
+
+    async def history(
+        self,
+        target: Target,
+        *,
+        weight: float,
+        slicing: Slicing,
+        since: float | None = None,
+        at: float | None = None,
+    ) -> StepHistory:
+        """What both versions did since ``since`` (found from the data when ``None``), by slice."""
+        step = StepQuery(target, weight, since)
+        return (await self.history_many([step], slicing=slicing, at=at))[target]
+
+    async def history_many(
+        self, steps: Sequence[StepQuery], *, slicing: Slicing, at: float | None = None
+    ) -> Mapping[Target, StepHistory]:
+        """Every step's history with one range query per signal, whatever their number."""
+        return await fetch_histories(self, steps, slicing=slicing, at=self._now() if at is None else at)
 
     async def instant(self, query: str, *, at: float | None = None) -> Series:
         """Run one instant query; the result keyed by (job, version) label values."""

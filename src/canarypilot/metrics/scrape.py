@@ -30,8 +30,9 @@ from prometheus_client.parser import text_string_to_metric_families as parse_tex
 
 from canarypilot._exceptions import ConfigError
 from canarypilot.clock import Clock, SystemClock
+from canarypilot.metrics.history import Slicing, StepQuery
 from canarypilot.metrics.local import SeriesStore, StoreMetrics, labels_key
-from canarypilot.model import Snapshot, Target, validate_name
+from canarypilot.model import Snapshot, StepHistory, Target, validate_name
 from canarypilot.policy import QueryPolicy, ScrapeSettings, Settings
 
 __all__ = ["ScrapeMetrics", "ScrapeSettings", "TargetHealth"]
@@ -240,6 +241,22 @@ class ScrapeMetrics:
         self, targets: Sequence[Target], *, window_seconds: float | None = None
     ) -> Mapping[Target, Snapshot]:
         return await self._metrics.snapshot_many(targets, window_seconds=window_seconds)
+
+    async def history(
+        self,
+        target: Target,
+        *,
+        weight: float,
+        slicing: Slicing,
+        since: float | None = None,
+        at: float | None = None,
+    ) -> StepHistory:
+        return await self._metrics.history(target, weight=weight, slicing=slicing, since=since, at=at)
+
+    async def history_many(
+        self, steps: Sequence[StepQuery], *, slicing: Slicing, at: float | None = None
+    ) -> Mapping[Target, StepHistory]:
+        return await self._metrics.history_many(steps, slicing=slicing, at=at)
 
     async def is_online(self) -> bool:
         """True when at least one target answered its latest scrape."""

@@ -43,6 +43,35 @@ class InterpolationPolicy(_Section):
 class SLOPolicy(_Section):
     """When a canary is bad, and when it cannot be judged yet."""
 
+    alpha: float = Field(
+        0.01,
+        gt=0,
+        lt=0.5,
+        description=(
+            "Largest probability of rolling back a canary that is within the SLO, however often it "
+            "is analysed (the sequential test's error rate); the safe weight and the pass read the "
+            "deltas' upper bounds at confidence 1 - alpha."
+        ),
+    )
+    max_warmup_seconds: float = Field(
+        180.0,
+        ge=0,
+        description=(
+            "Longest warm-up after a weight change: a latency excess that decays is held as warm-up "
+            "(not evidence) for at most this long; an excess that stops decaying, or outlasts this, "
+            "is evidence. 0: no warm-up."
+        ),
+    )
+    max_transient_seconds: float = Field(
+        20.0,
+        ge=0,
+        description=(
+            "A stall, GC pause or error burst this long on a healthy canary can never roll it back "
+            "on its own: one slice of metrics can only add so much evidence, so a rollback needs "
+            "ceil(this / slice) + 2 slices (4 at 15s scrapes); that is also the fastest rollback."
+        ),
+    )
+
     max_latency_delta: float = Field(
         0.15, gt=0, description="Roll back when (p99 canary - p99 stable) / p99 stable is above this."
     )
@@ -55,12 +84,19 @@ class SLOPolicy(_Section):
         100,
         ge=0,
         description=(
-            "Hold while the canary served fewer requests than this in the window: "
+            "Deprecated (engine v1; analysis.decide needs no request minimum: thin samples get wide "
+            "bounds and small weights). Hold while the canary served fewer requests than this in the "
+            "window: "
             "below ~100 the p99 is just the slowest request."
         ),
     )
     min_stable_requests: float = Field(
-        1, ge=0, description="Hold while the stable version served fewer requests than this."
+        1,
+        ge=0,
+        description=(
+            "Deprecated (engine v1; analysis.decide holds while stable has no request). "
+            "Hold while the stable version served fewer requests than this."
+        ),
     )
     max_sample_age_seconds: float = Field(
         120.0, gt=0, description="Hold when the newest sample is older than this (stale series)."
@@ -69,7 +105,9 @@ class SLOPolicy(_Section):
         2.0,
         ge=1,
         description=(
-            "A violation this many times a threshold is severe: roll back at once, when the "
+            "Deprecated (engine v1; analysis.decide rolls back only on the sequential test; a severe "
+            "regression reaches it sooner). A violation this many times a threshold is severe: roll "
+            "back at once, when the "
             "evidence is conclusive (see confidence_z)."
         ),
     )
@@ -77,6 +115,7 @@ class SLOPolicy(_Section):
         2.0,
         ge=0,
         description=(
+            "Deprecated (engine v1; replaced by slo.alpha (the bounds are at confidence 1 - alpha)). "
             "Standard errors a reading must clear to count as evidence (one-sided, 2: ~97.7%): "
             "a violation counts when the canary is worse than stable by more than this many "
             "standard errors; 0 judges the point estimates alone, as the article did."
@@ -86,6 +125,7 @@ class SLOPolicy(_Section):
         4.0,
         gt=0,
         description=(
+            "Deprecated (engine v1; analysis.decide measures the tail slope from stable's histogram). "
             "Assumed local tail index of the latency distribution at the quantile (the share of "
             "requests slower than x falls like x^-index): turns the binomial uncertainty of the "
             "quantile's rank into milliseconds. Lower is heavier-tailed and more cautious; a "
@@ -95,7 +135,8 @@ class SLOPolicy(_Section):
     latency_evidence: Literal["quantile", "exceedance", "hybrid"] = Field(
         "hybrid",
         description=(
-            "Which latency interval the breaker reads: 'hybrid' judges violations on the "
+            "Deprecated (engine v1; analysis.decide always counts canary requests beyond a bucket "
+            "bound). Which latency interval the breaker reads: 'hybrid' judges violations on the "
             "order-statistic interval around the two p99s and early passes on the count of canary "
             "requests beyond the bucket bound nearest stable's p99; 'exceedance' uses the count for "
             "both; 'quantile' the order statistic for both. The count needs the histogram (the "
@@ -106,7 +147,8 @@ class SLOPolicy(_Section):
         3.0,
         ge=0,
         description=(
-            "A severe latency rollback, or an early advance, needs at least this many canary "
+            "Deprecated (engine v1; analysis.decide's bounds widen on thin tails instead). A severe "
+            "latency rollback, or an early advance, needs at least this many canary "
             "requests expected beyond the quantile (requests x (1 - quantile)): 3 at p99 is 300 requests."
         ),
     )
@@ -115,12 +157,22 @@ class SLOPolicy(_Section):
 class BreakerPolicy(_Section):
     """Circuit breaker between a decision and an action."""
 
-    consecutive_violations: int = Field(2, ge=1, description="Violations in a row that roll back.")
+    consecutive_violations: int = Field(
+        2,
+        ge=1,
+        description=(
+            "Deprecated (engine v1; the sequential test accumulates evidence; "
+            "slo.max_transient_seconds sets how many slices a rollback needs). Violations in a row "
+            "that roll back."
+        ),
+    )
     warmup_seconds: float = Field(
         30.0,
         ge=0,
         description=(
-            "Grace after each weight change: latency-only violations judged on a window that starts "
+            "Deprecated (engine v1; replaced by slo.max_warmup_seconds (a fading allowance, no fixed "
+            "grace)). Grace after each weight change: latency-only violations judged on a window that "
+            "starts "
             "within it hold and are not counted."
         ),
     )
@@ -131,14 +183,17 @@ class BreakerPolicy(_Section):
         5,
         ge=1,
         description=(
-            "Separate windows in a row reading above a threshold that roll back even when none is "
+            "Deprecated (engine v1; the sequential test decides a thin canary without it). Separate "
+            "windows in a row reading above a threshold that roll back even when none is "
             "beyond the noise: a canary within the SLO does so at most about half the time (5: ~3%)."
         ),
     )
     conclusive_at_once: bool = Field(
         True,
         description=(
-            "A violation whose whole confidence interval lies beyond its threshold (conclusive, with "
+            "Deprecated (engine v1; the sequential test rolls back as soon as the evidence reaches "
+            "1/alpha). A violation whose whole confidence interval lies beyond its threshold "
+            "(conclusive, with "
             "enough samples) rolls back at once instead of waiting for a second window: the second "
             "window guards against noise, and such a reading is already beyond it."
         ),
@@ -147,7 +202,9 @@ class BreakerPolicy(_Section):
         10.0,
         ge=0,
         description=(
-            "A conclusive latency violation rolls back at once only with at least this many canary "
+            "Deprecated (engine v1; the sequential test's per-slice cap (slo.max_transient_seconds) "
+            "replaces it). A conclusive latency violation rolls back at once only with at least this "
+            "many canary "
             "requests expected beyond the quantile (10 at p99: 1,000 requests): the interval leans on "
             "an assumed tail shape, trusted only with a tail of some size. Errors need no minimum."
         ),
@@ -169,6 +226,18 @@ class QueryPolicy(_Section):
     error_code_regex: str = Field("5..", description="Status codes that count as errors.")
     window: str = Field("5m", description="Range of rate() and increase(): a PromQL duration.")
     quantile: float = Field(0.99, gt=0, lt=1, description="The latency quantile compared.")
+    slice_seconds: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description=(
+            "Length of one time slice of a step's history (the unit of evidence); never shorter "
+            "than two scrape intervals, so every slice's increase() has two samples."
+        ),
+    )
+    scrape_interval_seconds: float = Field(
+        15.0, gt=0, le=3600, description="How often Prometheus scrapes the versions (its scrape_interval)."
+    )
     extra_selector: str = Field(
         "", description='Extra label matchers added to every selector, e.g. namespace="prod".'
     )
@@ -449,6 +518,15 @@ class ServiceSettings(_Section):
     )
     drain_seconds: float = Field(
         20.0, ge=0, description="On SIGTERM, wait this long for in-flight requests before exiting."
+    )
+    step_lookback_seconds: float = Field(
+        1800.0,
+        gt=0,
+        le=86400,
+        description=(
+            "How far back the gate looks for the start of the current step (found from the "
+            "canary's share of requests) when Argo does not pass it."
+        ),
     )
     max_tracked_services: int = Field(
         1000, ge=1, description="Services with per-service gauges on /metrics (bounds cardinality)."

@@ -4,7 +4,7 @@
 minimum weight to promoted (or rolled back), persisting every step.
 """
 
-from canarypilot.rollout.controller import WEIGHT_TOLERANCE, RolloutController
+from canarypilot.rollout.controller import RolloutController
 from canarypilot.rollout.events import (
     Command,
     EventKind,
@@ -14,6 +14,7 @@ from canarypilot.rollout.events import (
     RolloutSpec,
 )
 from canarypilot.rollout.notify import Notification, Notifier, Webhook, WebhookNotifier
+from canarypilot.rollout.pacing import WEIGHT_TOLERANCE
 from canarypilot.rollout.store import RolloutState, StateStore, read_audit
 
 __all__ = [

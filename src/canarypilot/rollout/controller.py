@@ -29,14 +29,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Callable
 from typing import Any
 
 from canarypilot._exceptions import MetricsUnavailable, QueryError, RouterError, RouterUnavailable
-from canarypilot.analysis import BreakerState, assess, assess_outage, round_half_away, weigh
-from canarypilot.api import decide
+from canarypilot.analysis import BreakerState, assess_outage
+from canarypilot.api import verdict as step_verdict
 from canarypilot.clock import Clock, SystemClock
 from canarypilot.metrics.base import MetricsProvider
+from canarypilot.metrics.history import Slicing
 from canarypilot.model import Action
 from canarypilot.rollout.events import (
     Command,
@@ -47,15 +49,11 @@ from canarypilot.rollout.events import (
     RolloutSpec,
 )
 from canarypilot.rollout.notify import Notification, Notifier
-from canarypilot.rollout.pacing import breaker_state, remember, step_ends, window_length, window_start
-from canarypilot.rollout.store import RolloutState, StateStore
+from canarypilot.rollout.pacing import WEIGHT_TOLERANCE, bake_ends, next_rung, pause_ends
+from canarypilot.rollout.store import AnalysisSummary, PendingChange, RolloutState, StateStore
 from canarypilot.routing.base import Router
 
 log = logging.getLogger("canarypilot.rollout")
-
-#: Routers have a finite resolution (HAProxy: 256 weight steps); a read-back this
-#: close to the requested weight confirms it.
-WEIGHT_TOLERANCE = 0.5
 
 
 class RolloutController:
@@ -75,6 +73,7 @@ class RolloutController:
         store: StateStore | None = None,
         notifier: Notifier | None = None,
         on_event: Callable[[RolloutEvent], None] | None = None,
+        slicing: Slicing | None = None,
     ) -> None:
         self.spec = spec
         self.metrics = metrics
@@ -85,6 +84,7 @@ class RolloutController:
         self.notifier = notifier
         self.on_event = on_event
         self.policy = spec.settings.rollout
+        self.slicing = slicing or Slicing.from_settings(spec.settings)
         self.state: RolloutState | None = None
         self._notifications: set[asyncio.Task[None]] = set()
         self._announced_wait: float | None = None
@@ -124,7 +124,9 @@ class RolloutController:
                 started_at=now,
                 step_started_at=now,
                 next_analysis_at=now,
-                pending=_pending(first, 0, Phase.PROGRESSING, ["start at the minimum weight"], restart=True),
+                pending=PendingChange(
+                    first, 0, Phase.PROGRESSING, ("start at the minimum weight",), restart=True
+                ),
             )
             # The log is written ahead of the state: a crash between the two leaves a STARTED
             # event and no state, and the restart must not log a second start.
@@ -141,7 +143,7 @@ class RolloutController:
             return await self._apply_pending(self.state)
 
         self.state = stored
-        self._emit(EventKind.RESUMED, pending=stored.pending)
+        self._emit(EventKind.RESUMED, pending=None if stored.pending is None else stored.pending.to_dict())
         if stored.phase.final and stored.pending is None:
             return stored
         actual = await self._read_router()
@@ -149,7 +151,7 @@ class RolloutController:
             self._emit(
                 EventKind.RECONCILED,
                 router_weight=actual,
-                action=f"completing the pending change to {stored.pending['weight']:g}%",
+                action=f"completing the pending change to {stored.pending.weight:g}%",
             )
             return await self._apply_pending(stored)
         if abs(actual - stored.weight) > WEIGHT_TOLERANCE:
@@ -160,7 +162,11 @@ class RolloutController:
             )
             reasons = [f"router found at {actual:g}%, stored state says {stored.weight:g}%"]
             return await self._apply_pending(
-                self._save(stored.but(pending=_pending(stored.weight, stored.step, stored.phase, reasons)))
+                self._save(
+                    stored.but(
+                        pending=PendingChange(stored.weight, stored.step, stored.phase, tuple(reasons))
+                    )
+                )
             )
         self._emit(EventKind.RECONCILED, router_weight=actual, action="router matches the stored weight")
         return stored
@@ -182,41 +188,40 @@ class RolloutController:
             why = "paused by operator" if state.phase is Phase.PAUSED else "step pause"
             await self._wait_until(state.next_analysis_at, why)
             return state
+        return await self._analyse(state, now)
 
-        window = window_length(state, now, self.spec.settings)
-        lag = self.policy.scrape_lag_seconds
-        if window - lag < self.policy.min_window_seconds:
-            due = window_start(state, now, self.spec.settings) + lag + self.policy.min_window_seconds
-            self._emit(EventKind.WAITING, until=due, reason="window guard", window_seconds=window)
-            return self._save(state.but(next_analysis_at=due))
-
-        return await self._analyse(state, now, window)
-
-    async def _analyse(self, state: RolloutState, now: float, window: float) -> RolloutState:
-        breaker = breaker_state(state)
-        policy = self.spec.settings.breaker
+    async def _analyse(self, state: RolloutState, now: float) -> RolloutState:
+        since = state.last_weight_change if state.last_weight_change is not None else state.started_at
         try:
-            snapshot = await self.metrics.snapshot(self.spec.target, window_seconds=window)
+            history = await self.metrics.history(
+                self.spec.target, weight=max(state.weight, 0.1), slicing=self.slicing, since=since, at=now
+            )
         except (MetricsUnavailable, QueryError) as exc:
-            action, reasons, breaker = assess_outage(breaker, now=now, error=str(exc), policy=policy)
-            self._emit(EventKind.ANALYSIS, error=str(exc), window_seconds=window)
+            outage = BreakerState(outage_since=state.outage_since)
+            action, reasons, breaker = assess_outage(
+                outage, now=now, error=str(exc), policy=self.spec.settings.breaker
+            )
+            self._emit(EventKind.ANALYSIS, error=str(exc), window_seconds=0.0)
             self._emit(EventKind.VERDICT, action=action.value, reasons=list(reasons))
             if action is Action.ROLLBACK:
                 return await self._roll_back(state.but(outage_since=breaker.outage_since), list(reasons))
-            return self._hold(state, breaker, reasons, now)
+            return self._hold(state.but(outage_since=breaker.outage_since), reasons, now)
 
-        settings = self.spec.settings
-        decision = decide(snapshot, settings)
-        evidence = weigh(decision, quantile=settings.query.quantile, slo=settings.slo)
-        self._emit(EventKind.ANALYSIS, window_seconds=window, **decision.to_dict())
-        verdict, breaker = assess(
-            decision,
-            breaker,
-            now=now,
-            last_weight_change=state.last_weight_change,
-            policy=policy,
-            evidence=evidence,
-            window_start=now - window,
+        state = state.but(outage_since=None)
+        if not history.slices:
+            # The first slice after the change ends on the grid, and is published a lag later.
+            ends = self.slicing.ends(since, since + 2 * self.slicing.length + self.slicing.lag_seconds)
+            due = max(now + 1.0, ends[0] + self.slicing.lag_seconds) if ends else now + self.slicing.length
+            self._emit(
+                EventKind.WAITING, until=due, reason="no complete time slice since the weight change yet"
+            )
+            return self._save(state.but(next_analysis_at=due))
+
+        verdict = step_verdict(history, self.spec.settings)
+        decision = verdict.decision
+        window = history.slices[-1].end - history.slices[0].start
+        self._emit(
+            EventKind.ANALYSIS, window_seconds=window, slices=len(history.slices), **decision.to_dict()
         )
         self._emit(
             EventKind.VERDICT,
@@ -224,76 +229,73 @@ class RolloutController:
             weight=verdict.weight,
             reasons=list(verdict.reasons),
             consecutive_violations=verdict.consecutive_violations,
-            evidence=evidence.to_dict(),
         )
-        extra = remember(state, breaker, canary_requests=snapshot.canary.requests, window=window)
-        state = state.but(last_analysis=decision.to_dict(), extra=extra)
+        state = state.but(
+            last_analysis=AnalysisSummary.of(decision), consecutive=verdict.consecutive_violations
+        )
         if verdict.action is Action.ROLLBACK:
-            return await self._roll_back(state.but(consecutive=breaker.consecutive), list(verdict.reasons))
+            return await self._roll_back(state, list(verdict.reasons))
         if verdict.action is Action.HOLD:
-            return self._hold(state, breaker, verdict.reasons, now)
+            return self._hold(state, verdict.reasons, now)
         if state.phase is Phase.PAUSED:
-            return self._hold(state, breaker, ("paused by operator: weight kept",), now)
+            return self._hold(state, ("paused by operator: weight kept",), now)
 
         assert verdict.weight is not None
-        state = state.but(consecutive=breaker.consecutive, outage_since=None)
-        last = state.step + 1 >= state.steps
-        pause_ends, bake_ends = step_ends(state, now, self.policy)
-        early = self.policy.early_advance and evidence.conclusive_pass and now >= bake_ends
-        if (now < pause_ends and not early) or now < bake_ends:
-            # Passing, but the step's pause (or the bake time) is not over and the evidence
-            # is not conclusive: keep the weight and keep watching.
-            due = min(now + self.policy.analysis_interval_seconds, max(pause_ends, bake_ends))
+        rung = next_rung(state.weight, verdict.weight, self.spec.settings)
+        step_over = max(
+            pause_ends(state, self.policy), bake_ends(state, self.policy) if rung.promote else now
+        )
+        if now < step_over:
+            # Passing, but the step's pause (or the bake time before 100 %) is not over: keep
+            # the weight and keep watching.
+            due = min(self._next_look(now), step_over)
             self._announced_wait = due
-            waiting = "step pause: analysing while it runs" if now >= bake_ends else "bake time before 100%"
+            in_pause = now < pause_ends(state, self.policy)
+            waiting = "step pause: analysing while it runs" if in_pause else "bake time before 100%"
             self._emit(EventKind.WAITING, until=due, reason=waiting)
             return self._save(state.but(reasons=verdict.reasons, next_analysis_at=due))
-        passed = "conclusive pass: advancing early" if now < pause_ends else "step pause elapsed"
-        if last:
-            why = [*verdict.reasons, f"{passed}; last scheduled analysis passed: promoting to 100%"]
-            self._emit(EventKind.DECISION, weight=100.0, next_step=state.steps, reasons=why)
-            return await self._apply_pending(
-                self._save(state.but(pending=_pending(100.0, state.steps, Phase.PROMOTED, why)))
+        if not rung.promote and abs(rung.weight - state.weight) <= WEIGHT_TOLERANCE:
+            why = (
+                f"safe weight {verdict.weight:g}% covers no more than the current {state.weight:g}%: holding"
             )
-        chosen, cap = self._next_weight(verdict.weight, state.weight)
-        why = [
-            *verdict.reasons,
-            f"{passed}; next weight {chosen:g}% (safe {verdict.weight:g}%, growth cap {cap:g}%)",
-        ]
+            return self._hold(state, (*verdict.reasons, why), now)
+        if rung.promote:
+            done = f"step pause elapsed; validated at {state.weight:g}%: promoting to 100%"
+            promoted = (*verdict.reasons, f"{done} (growth cap {rung.cap:g}%)")
+            self._emit(
+                EventKind.DECISION,
+                weight=100.0,
+                safe_weight=verdict.weight,
+                cap=rung.cap,
+                next_step=state.step + 1,
+            )
+            return await self._apply_pending(
+                self._save(state.but(pending=PendingChange(100.0, state.step + 1, Phase.PROMOTED, promoted)))
+            )
+        chosen = f"next weight {rung.weight:g}% (safe {verdict.weight:g}%, growth cap {rung.cap:g}%)"
+        advance = (*verdict.reasons, f"step pause elapsed; {chosen}")
         self._emit(
             EventKind.DECISION,
             safe_weight=verdict.weight,
-            cap=cap,
-            weight=chosen,
+            cap=rung.cap,
+            weight=rung.weight,
             next_step=state.step + 1,
-            early=now < pause_ends,
         )
-        pending = _pending(chosen, state.step + 1, Phase.PROGRESSING, why, restart=True)
+        pending = PendingChange(rung.weight, state.step + 1, Phase.PROGRESSING, advance, restart=True)
         return await self._apply_pending(self._save(state.but(pending=pending)))
 
-    def _next_weight(self, safe: float, current: float) -> tuple[float, float]:
-        """The safe weight, at most ``max_growth_factor`` times the current one: a capacity
-        knee at 30 % never shows at 5 %. It may go down when the deltas worsen."""
-        floor = self.spec.settings.interpolation.min_weight
-        cap = round_half_away(max(current, floor, 1.0) * self.policy.max_growth_factor, 1)
-        return max(floor, min(safe, cap, 100.0)), cap
-
-    def _hold(
-        self, state: RolloutState, breaker: BreakerState, reasons: tuple[str, ...], now: float
-    ) -> RolloutState:
-        due = now + self.policy.analysis_interval_seconds
+    def _hold(self, state: RolloutState, reasons: tuple[str, ...], now: float) -> RolloutState:
+        due = self._next_look(now)
         self._announced_wait = due
         why = "paused by operator" if state.phase is Phase.PAUSED else "holding: analyse again"
         self._emit(EventKind.WAITING, until=due, reason=why)
-        return self._save(
-            state.but(
-                consecutive=breaker.consecutive,
-                outage_since=breaker.outage_since,
-                reasons=tuple(reasons),
-                next_analysis_at=due,
-                extra=remember(state, breaker),
-            )
-        )
+        return self._save(state.but(reasons=tuple(reasons), next_analysis_at=due))
+
+    def _next_look(self, now: float) -> float:
+        """The next analysis: when the next slice is published (nothing new comes before)."""
+        length, lag = self.slicing.length, self.slicing.lag_seconds
+        published = (math.floor((now - lag) / length + 1e-9) + 1) * length + lag
+        return max(now + 1e-3, published)
 
     # -- operator commands -----------------------------------------------------------------
 
@@ -302,7 +304,7 @@ class RolloutController:
         if command is Command.ABORT:
             return await self._roll_back(state, ["aborted by operator"], phase=Phase.ABORTED)
         if command is Command.PROMOTE:
-            pending = _pending(100.0, state.steps, Phase.PROMOTED, ["promoted by operator"])
+            pending = PendingChange(100.0, state.step, Phase.PROMOTED, ("promoted by operator",))
             return await self._apply_pending(self._save(state.but(pending=pending)))
         if command is Command.PAUSE and state.phase is Phase.PROGRESSING:
             return self._enter(state, Phase.PAUSED, ["paused by operator"])
@@ -323,14 +325,13 @@ class RolloutController:
         self, state: RolloutState, reasons: list[str], *, phase: Phase = Phase.ROLLED_BACK
     ) -> RolloutState:
         return await self._apply_pending(
-            self._save(state.but(pending=_pending(0.0, state.step, phase, reasons)))
+            self._save(state.but(pending=PendingChange(0.0, state.step, phase, tuple(reasons))))
         )
 
     async def _apply_pending(self, state: RolloutState) -> RolloutState:
         pending = state.pending
         assert pending is not None
-        target, phase = float(pending["weight"]), Phase(pending["phase"])
-        reasons = tuple(pending["reasons"])
+        target, phase, reasons = pending.weight, pending.phase, pending.reasons
         try:
             confirmed = await self._route(target)
         except (RouterUnavailable, RouterError) as exc:
@@ -348,19 +349,19 @@ class RolloutController:
             return await self._roll_back(state.but(pending=None), [f"router failed at {target:g}%: {exc}"])
 
         now = self.clock.now()
-        step = int(pending["step"])
+        step = pending.step
         if getattr(self.router, "weights_are_steps", False):
             target = confirmed
         changes: dict[str, Any] = {"weight": target, "step": step, "phase": phase, "pending": None}
         changes["reasons"] = reasons
-        if pending.get("restart") or abs(target - state.weight) > WEIGHT_TOLERANCE:
+        if pending.restart or abs(target - state.weight) > WEIGHT_TOLERANCE:
             changes["last_weight_change"] = now
-        if pending.get("restart") and step < state.steps:
+        if pending.restart and not phase.final:
             # Analyses start as soon as the window guard allows and run while the pause lasts.
             changes.update(step_started_at=now, next_analysis_at=now)
         if phase.final:
             changes["finished_at"] = now
-        routed = {"requested": float(pending["weight"]), "confirmed": confirmed, "reasons": list(reasons)}
+        routed = {"requested": pending.weight, "confirmed": confirmed, "reasons": list(reasons)}
         events: list[tuple[EventKind, dict[str, Any]]] = [(EventKind.ROUTER, routed)]
         if phase is not state.phase:
             events.append((EventKind.PHASE, {"reasons": list(reasons)}))
@@ -486,15 +487,3 @@ class RolloutController:
             started_at=state.started_at,
             finished_at=state.finished_at,
         )
-
-
-def _pending(
-    weight: float, step: int, phase: Phase, reasons: list[str], *, restart: bool = False
-) -> dict[str, Any]:
-    return {
-        "weight": weight,
-        "step": step,
-        "phase": phase.value,
-        "reasons": list(reasons),
-        "restart": restart,
-    }

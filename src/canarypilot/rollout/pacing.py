@@ -1,110 +1,72 @@
-"""When the controller may judge, on which window, and when a step may end.
+"""The ladder's timing and rungs: when a step may end, and which weight comes next.
 
 The controller's state machine decides *what* to do; this module answers the
-timing questions it asks on every tick, from the checkpoint alone (so a resumed
+questions it asks when a step passes, from the checkpoint alone (so a resumed
 controller answers them the same way):
 
-* **Where a window may start.** At the last weight change: samples stamped after
-  it count only traffic at the current weight, because ``rate`` and
-  ``increase`` use the samples inside their range. At the end of the breaker's
-  warm-up after it, as soon as a window starting there is long enough: warm-up
-  latency is not evidence. And, while a violation is pending, where that
-  violation was judged: the next one must come from samples it did not see.
-* **How long a window to ask for.** The most recent stretch expected to hold
-  ``window_tail_requests`` canary requests beyond the quantile, at the traffic
-  the last analysis measured — long at 5 %, short at 40 %, so a regression in
-  the middle of a step is not diluted by minutes of older traffic.
-* **When a step may end.** Its pause (``pauses_seconds``) unless a conclusive
-  pass ends it earlier; the last step never before ``bake_fraction`` of the
-  whole schedule has run.
+* **When the step may end.** Its pause (``pauses_seconds[step]``, the last one
+  for steps past the schedule) has elapsed; and the move to 100 % never comes
+  before ``bake_fraction`` of the whole schedule has run: some regressions come
+  with time, not with traffic.
+* **Which weight comes next** (the validated-capacity ladder). Every increase,
+  the last to 100 % included, is capped by ``max_growth_factor`` times the
+  current weight and by the safe weight, and the weight reached is judged before
+  the next: 5 → 10 → 20 → 40 → 80 → 100. The last rung is reached from a weight
+  whose growth cap covers 100 % once the safe weight does not ask for less than
+  the current weight: a safe weight read from upper confidence bounds is below
+  100 % for any canary not faster than stable, so "safe weight ≥ 100" would
+  never promote anyone. A safe weight below the current weight moves it down.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
-from canarypilot.analysis import BreakerState
+from canarypilot.analysis import round_half_away
 from canarypilot.policy import RolloutPolicy, Settings
 from canarypilot.rollout.store import RolloutState
 
-
-def evidence_until(state: RolloutState) -> float | None:
-    """When the pending violation was judged (kept in the checkpoint's ``extra``)."""
-    value = state.extra.get("evidence_until")
-    return float(value) if isinstance(value, int | float) else None
-
-
-def breaker_state(state: RolloutState) -> BreakerState:
-    """The breaker's memory, from the checkpoint."""
-    above = state.extra.get("above_threshold")
-    return BreakerState(
-        state.consecutive,
-        state.outage_since,
-        evidence_until(state),
-        above if isinstance(above, int) else 0,
-    )
+#: Routers have a finite resolution (HAProxy: 256 weight steps); a read-back this
+#: close to the requested weight confirms it, and a safe weight this close to the
+#: current one does not ask for less.
+WEIGHT_TOLERANCE = 0.5
 
 
-def window_start(state: RolloutState, now: float, settings: Settings) -> float:
-    """The earliest instant an analysis at ``now`` may look back to."""
-    policy = settings.rollout
-    changed = state.last_weight_change if state.last_weight_change is not None else state.started_at
-    start = changed
-    warm = changed + settings.breaker.warmup_seconds
-    if now - warm - policy.scrape_lag_seconds >= policy.min_window_seconds:
-        start = max(start, warm)
-    pending = evidence_until(state)
-    if pending is not None:
-        start = max(start, pending)
-    return start
+@dataclass(frozen=True, slots=True)
+class Rung:
+    """The next weight: ``weight``, the growth ``cap`` it was held to, and whether it
+    ends the ladder (``promote``: 100 %)."""
+
+    weight: float
+    cap: float
+    promote: bool
 
 
-def window_length(state: RolloutState, now: float, settings: Settings) -> float:
-    """The window to judge at ``now``: recent enough, long enough, never before ``window_start``.
+def next_rung(current: float, safe: float, settings: Settings) -> Rung:
+    """The weight after a passing step at ``current`` with safe weight ``safe``.
 
-    The window guard (``min_window_seconds`` of it older than the scrape lag) is
-    the controller's to apply: a shorter answer means "wait".
+    >>> from canarypilot.policy import Settings
+    >>> next_rung(40.0, 100.0, Settings())
+    Rung(weight=80.0, cap=80.0, promote=False)
+    >>> next_rung(80.0, 90.0, Settings())
+    Rung(weight=100.0, cap=160.0, promote=True)
+    >>> next_rung(20.0, 33.6, Settings())
+    Rung(weight=33.6, cap=40.0, promote=False)
     """
-    policy = settings.rollout
-    longest = min(settings.query.window_seconds, now - window_start(state, now, settings))
-    traffic = state.extra.get("traffic_rps")
-    wanted = policy.window_tail_requests
-    if not isinstance(traffic, int | float) or traffic <= 0 or wanted <= 0 or state.weight <= 0:
-        return longest
-    canary_rps = traffic * state.weight / 100.0
-    enough = wanted / (1.0 - settings.query.quantile) / canary_rps + policy.scrape_lag_seconds
-    floor = policy.min_window_seconds + policy.scrape_lag_seconds
-    return min(longest, max(enough, floor))
+    floor = settings.interpolation.min_weight
+    cap = round_half_away(max(current, floor, 1.0) * settings.rollout.max_growth_factor, 1)
+    if cap >= 100.0 and safe >= current - WEIGHT_TOLERANCE:
+        return Rung(100.0, cap, True)
+    weight = max(floor, min(safe, cap, 100.0))
+    return Rung(weight, cap, weight >= 100.0)
 
 
-def remember(
-    state: RolloutState,
-    breaker: BreakerState,
-    *,
-    canary_requests: float | None = None,
-    window: float = 0.0,
-) -> dict[str, Any]:
-    """The checkpoint's ``extra`` after an analysis: the pending violation's time, and the
-    traffic (requests per second of both versions, from the canary's share) that sizes
-    later windows."""
-    extra = dict(state.extra)
-    if breaker.evidence_until is None:
-        extra.pop("evidence_until", None)
-    else:
-        extra["evidence_until"] = breaker.evidence_until
-    extra["above_threshold"] = breaker.above
-    if canary_requests and state.weight > 0 and window > 0:
-        extra["traffic_rps"] = canary_requests / window / (state.weight / 100.0)
-    return extra
+def pause_ends(state: RolloutState, policy: RolloutPolicy) -> float:
+    """When the current step's pause is over (steps past the schedule reuse its last pause)."""
+    pauses = policy.pauses_seconds
+    return state.step_started_at + pauses[min(state.step, len(pauses) - 1)]
 
 
-def step_ends(state: RolloutState, now: float, policy: RolloutPolicy) -> tuple[float, float]:
-    """When the current step's pause ends, and before when it may not end at all.
-
-    Some regressions come with time, not with traffic (a leak, a cron job, a cache
-    expiring): early advances shorten the steps, never the bake time before 100 %.
-    """
-    pause_ends = state.step_started_at + policy.pauses_seconds[min(state.step, state.steps - 1)]
-    last = state.step + 1 >= state.steps
-    bake = policy.bake_fraction * sum(policy.pauses_seconds)
-    return pause_ends, (state.started_at + bake if last else now)
+def bake_ends(state: RolloutState, policy: RolloutPolicy) -> float:
+    """Before this instant the ladder may not reach 100 %, however good the evidence."""
+    return state.started_at + policy.bake_fraction * sum(policy.pauses_seconds)

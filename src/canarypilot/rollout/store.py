@@ -20,11 +20,13 @@ import fcntl
 import json
 import os
 import sqlite3
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import IO, Any
 
 from canarypilot._exceptions import StateError
+from canarypilot.model import Decision, Status
 from canarypilot.rollout.events import Command, Phase, RolloutEvent
 
 _SCHEMA = """
@@ -38,9 +40,73 @@ CREATE TABLE IF NOT EXISTS config (id INTEGER PRIMARY KEY CHECK (id = 1), body T
 
 
 @dataclass(frozen=True, slots=True)
+class PendingChange:
+    """A router change decided but not yet confirmed: the weight, the step and phase it
+    leads to, why, and whether it starts a new step (its pause and analyses)."""
+
+    weight: float
+    step: int
+    phase: Phase
+    reasons: tuple[str, ...] = ()
+    restart: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "weight": self.weight,
+            "step": self.step,
+            "phase": self.phase.value,
+            "reasons": list(self.reasons),
+            "restart": self.restart,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> PendingChange:
+        return cls(
+            weight=float(raw["weight"]),
+            step=int(raw["step"]),
+            phase=Phase(raw["phase"]),
+            reasons=tuple(str(r) for r in raw.get("reasons") or ()),
+            restart=bool(raw.get("restart", False)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AnalysisSummary:
+    """The last analysis, as ``rollout status`` shows it."""
+
+    status: Status
+    safe_weight: float | None = None
+    latency_delta: float | None = None
+    error_delta: float | None = None
+
+    @classmethod
+    def of(cls, decision: Decision) -> AnalysisSummary:
+        body = decision.to_dict()  # JSON-safe numbers: NaN and infinities become None
+        return cls(decision.status, body["safe_weight"], body["latency_delta"], body["error_delta"])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status.value,
+            "safe_weight": self.safe_weight,
+            "latency_delta": self.latency_delta,
+            "error_delta": self.error_delta,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> AnalysisSummary:
+        def number(key: str) -> float | None:
+            value = raw.get(key)
+            return float(value) if isinstance(value, int | float) else None
+
+        return cls(
+            Status(raw["status"]), number("safe_weight"), number("latency_delta"), number("error_delta")
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class RolloutState:
     """The checkpoint. ``weight`` is what the router last confirmed; ``pending`` is a
-    router change decided but not yet confirmed: ``{"weight", "step", "phase", "reasons"}``."""
+    router change decided but not yet confirmed."""
 
     name: str
     phase: Phase
@@ -51,26 +117,33 @@ class RolloutState:
     step_started_at: float
     next_analysis_at: float
     last_weight_change: float | None = None
-    pending: dict[str, Any] | None = None
+    pending: PendingChange | None = None
     consecutive: int = 0
     outage_since: float | None = None
     reasons: tuple[str, ...] = ()
-    last_analysis: dict[str, Any] | None = None
+    last_analysis: AnalysisSummary | None = None
     finished_at: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
-        body = asdict(self)
+        body = {f.name: getattr(self, f.name) for f in fields(self)}
         body["phase"] = self.phase.value
         body["reasons"] = list(self.reasons)
+        body["pending"] = None if self.pending is None else self.pending.to_dict()
+        body["last_analysis"] = None if self.last_analysis is None else self.last_analysis.to_dict()
         return json.dumps(body, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> RolloutState:
         try:
-            body = json.loads(text)
+            raw = json.loads(text)
+            # Keys of older versions (the breaker's memory in "extra") are left behind.
+            body = {f.name: raw[f.name] for f in fields(cls) if f.name in raw}
             body["phase"] = Phase(body["phase"])
             body["reasons"] = tuple(body.get("reasons") or ())
+            if body.get("pending") is not None:
+                body["pending"] = PendingChange.from_dict(body["pending"])
+            last = body.get("last_analysis")
+            body["last_analysis"] = AnalysisSummary.from_dict(last) if isinstance(last, dict) else None
             return cls(**body)
         except (ValueError, TypeError, KeyError) as exc:
             raise StateError(f"stored rollout state is unreadable: {exc}") from exc

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from canarypilot._exceptions import RouterError
-from canarypilot.model import Snapshot, Target
+from canarypilot.metrics.history import Slicing
+from canarypilot.model import Snapshot, StepHistory, Target
 from canarypilot.policy import Settings
 from canarypilot.sim.pipeline import MetricsPipeline
 from canarypilot.sim.scenario import Scenario
@@ -185,6 +186,18 @@ class SimMetrics:
     async def snapshot(self, target: Target, *, window_seconds: float | None = None) -> Snapshot:
         self._sim.catch_up()
         return await self._provider.snapshot(target, window_seconds=window_seconds)
+
+    async def history(
+        self,
+        target: Target,
+        *,
+        weight: float,
+        slicing: Slicing,
+        since: float | None = None,
+        at: float | None = None,
+    ) -> StepHistory:
+        self._sim.catch_up()
+        return await self._provider.history(target, weight=weight, slicing=slicing, since=since, at=at)
 
     async def is_online(self) -> bool:
         return True

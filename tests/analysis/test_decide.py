@@ -1,0 +1,219 @@
+"""The rules of ``analysis.decide``, one by one, on slices of expected counts (no dice)."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+
+import pytest
+from slicesim import expected_counts, history, steady
+
+from canarypilot.analysis import decide, safe_weight
+from canarypilot.analysis.slices import Cleaned, min_slices
+from canarypilot.model import Action, Slice, SliceCounts, Status
+from canarypilot.policy import Settings
+
+SETTINGS = Settings()
+
+
+def verdict(slices: list[Slice], settings: Settings = SETTINGS, lag: float = 0.0):
+    return decide(history(slices, lag=lag), settings)
+
+
+def first_rollback(slices: list[Slice], settings: Settings = SETTINGS) -> int | None:
+    """The number of slices seen when ``decide`` first says rollback, looking after every slice."""
+    for t in range(1, len(slices) + 1):
+        if verdict(slices[:t], settings).action is Action.ROLLBACK:
+            return t
+    return None
+
+
+def test_no_slice_yet_holds() -> None:
+    v = verdict([])
+    assert v.action is Action.HOLD and v.weight is None
+    assert any("no usable slice" in r for r in v.reasons)
+
+
+def test_a_missing_canary_series_is_skipped_never_read_as_zero() -> None:
+    good = steady(8)
+    gap = Slice(good[-1].end, good[-1].end + 15, good[0].stable, SliceCounts(None, None))
+    v = verdict([*good, gap])
+    assert any("missing or NaN is not zero" in r for r in v.reasons)
+    # the gap is the newest slice and the data before it is fresh: the verdict stands on the rest
+    assert v.action is Action.PROCEED
+
+
+def test_nan_requests_or_buckets_never_proceed() -> None:
+    nan_requests = [replace(s, canary=SliceCounts(math.nan, 0.0, s.canary.buckets)) for s in steady(8)]
+    assert verdict(nan_requests).action is Action.HOLD
+    nan_buckets = [
+        replace(s, canary=SliceCounts(300.0, 1.5, ((0.1, math.nan), (math.inf, 300.0)))) for s in steady(8)
+    ]
+    v = verdict(nan_buckets)
+    assert v.action is Action.HOLD
+    assert any("latency cannot be judged" in r for r in v.reasons)
+
+
+def test_stale_data_holds_a_healthy_canary() -> None:
+    v = verdict(steady(12), lag=SETTINGS.slo.max_sample_age_seconds + 1)
+    assert v.action is Action.HOLD
+    assert any("stale" in r for r in v.reasons)
+
+
+def test_a_canary_that_served_nothing_holds() -> None:
+    empty = [replace(s, canary=expected_counts(0.0, 0.0, 1.0)) for s in steady(8)]
+    v = verdict(empty)
+    assert v.action is Action.HOLD
+    assert any("served no request" in r for r in v.reasons)
+
+
+def test_no_verdict_before_the_slices_a_transient_could_fill() -> None:
+    awful = steady(10, canary_errors=0.6)
+    need = min_slices(Cleaned(tuple(awful), 0.0, (), False), SETTINGS.slo.max_transient_seconds, 15.0)
+    assert need == 4
+    for t in range(1, need):
+        assert verdict(awful[:t]).action is Action.HOLD, t
+    assert verdict(awful[:need]).action is Action.ROLLBACK
+
+
+def test_min_slices_follow_the_slice_length() -> None:
+    empty = Cleaned((), 0.0, (), True)
+    assert [min_slices(empty, 20.0, s) for s in (5.0, 15.0, 30.0, 60.0)] == [6, 4, 3, 3]
+    assert min_slices(empty, 0.0, 15.0) == 1
+
+
+def test_a_healthy_canary_with_enough_data_proceeds_within_the_slo_at_the_formula_weight() -> None:
+    v = verdict(steady(20))
+    assert v.action is Action.PROCEED and v.decision.status is Status.PROCEED
+    evidence = v.evidence
+    assert evidence is not None and evidence.within_slo
+    d = v.decision
+    assert d.latency_bound is not None and d.error_bound is not None
+    assert v.weight == safe_weight(max(0.0, d.latency_bound), max(0.0, d.error_bound))
+
+
+def test_a_thin_sample_never_earns_the_weight_of_a_thick_one() -> None:
+    thin = verdict(steady(6, canary_n=60.0)).weight
+    thick = verdict(steady(6, canary_n=3000.0)).weight
+    assert thin is not None and thick is not None
+    assert thin < thick
+
+
+def test_errors_at_the_threshold_never_roll_back_and_above_it_do() -> None:
+    at_limit = steady(80, canary_errors=0.005 + SETTINGS.slo.max_error_delta)
+    assert first_rollback(at_limit) is None
+    above = steady(80, canary_errors=0.005 + 0.03)
+    found = first_rollback(above)
+    assert found is not None and found <= 40
+
+
+def test_latency_at_the_threshold_never_rolls_back_and_twice_it_does() -> None:
+    at_limit = steady(80, canary_factor=1 + SETTINGS.slo.max_latency_delta)
+    assert first_rollback(at_limit) is None
+    slow = steady(40, canary_factor=1.5)
+    found = first_rollback(slow)
+    assert found is not None and found <= 20
+    assert verdict(slow).decision.violations[0].kind.value == "latency"
+
+
+def stalled(slices: list[Slice], index: int, *, stable_too: bool) -> list[Slice]:
+    """Slice ``index`` with every request of the canary (and of stable) ten times slower."""
+    out = list(slices)
+    s = out[index]
+    canary = expected_counts(s.canary.requests or 0.0, 0.005, 10.0)
+    stable = expected_counts(s.stable.requests or 0.0, 0.005, 10.0) if stable_too else s.stable
+    out[index] = replace(s, canary=canary, stable=stable)
+    return out
+
+
+def test_a_canary_only_stall_never_rolls_back_and_the_canary_still_proceeds() -> None:
+    slices = steady(24)
+    for at in (0, 5, 12):
+        hit = stalled(
+            stalled(stalled(slices, at, stable_too=False), at + 1, stable_too=False), at + 2, stable_too=False
+        )
+        assert first_rollback(hit) is None, at
+        final = verdict(hit)
+        assert final.action is Action.PROCEED, final.reasons
+        basis = final.decision.evidence.latency.basis  # type: ignore[union-attr]
+        assert "transient" in basis or "warm-up" in basis  # the stall is left out of the bound
+
+
+def test_a_stall_that_persists_is_a_regression() -> None:
+    slices = steady(12)
+    for i in range(4, 12):
+        slices = stalled(slices, i, stable_too=False)
+    assert first_rollback(slices) is not None
+
+
+def test_a_stall_both_versions_share_is_no_evidence() -> None:
+    clean = verdict(steady(10)).evidence
+    both = verdict(stalled(steady(10), 6, stable_too=True)).evidence
+    assert clean is not None and both is not None and both.latency is not None and clean.latency is not None
+    assert both.latency.e_value <= clean.latency.e_value * 1.01
+
+
+def warming(slices: int, magnitude: float, decay: float, seconds: float = 15.0) -> list[Slice]:
+    out = steady(slices, seconds=seconds)
+    for i, s in enumerate(out):
+        factor = 1 + (magnitude - 1) * math.exp(-((s.start + s.end) / 2) / decay)
+        out[i] = replace(s, canary=expected_counts(300.0, 0.005, factor))
+    return out
+
+
+@pytest.mark.parametrize("decay", [20.0, 40.0, 60.0])
+def test_a_warm_up_that_fades_holds_then_proceeds(decay: float) -> None:
+    slices = warming(60, 2.5, decay)
+    assert first_rollback(slices) is None
+    assert verdict(slices[:3]).action is Action.HOLD
+    final = verdict(slices)
+    assert final.action is Action.PROCEED, final.reasons
+    assert final.evidence is not None and final.evidence.warmup_until is not None
+
+
+def test_an_excess_that_stops_fading_is_evidence() -> None:
+    # starts like a warm-up (2.5x), fades to 1.6x and stays there: a regression
+    slices = warming(40, 2.5, 20.0)
+    slices = [replace(s, canary=expected_counts(300.0, 0.005, max(1.6, _factor(s)))) for s in slices]
+    assert first_rollback(slices) is not None
+
+
+def _factor(s: Slice) -> float:
+    return 1 + 1.5 * math.exp(-((s.start + s.end) / 2) / 20.0)
+
+
+def test_the_warm_up_allowance_only_delays_a_rollback() -> None:
+    slow = steady(40, canary_factor=2.0)
+    with_model = first_rollback(slow)
+    without = first_rollback(slow, SETTINGS.merged({"slo": {"max_warmup_seconds": 0}}))
+    assert with_model is not None and without is not None
+    assert without <= with_model
+
+
+def test_the_verdict_is_a_pure_function_of_the_history() -> None:
+    h = history(steady(9, canary_factor=1.3))
+    assert decide(h, SETTINGS) == decide(h, SETTINGS)
+
+
+def test_the_json_keeps_the_v1_keys_and_adds_the_evidence() -> None:
+    body = verdict(steady(10)).decision.to_dict()
+    for key in (
+        "status",
+        "weight",
+        "safe_weight",
+        "latency_delta",
+        "error_delta",
+        "canary",
+        "stable",
+        "reasons",
+    ):
+        assert key in body
+    assert {"latency_bound", "error_bound", "evidence"} <= body.keys()
+    assert body["evidence"]["rollback_at_e_value"] == pytest.approx(1 / SETTINGS.slo.alpha)
+    json.dumps(body, allow_nan=False)
+
+
+def test_alpha_must_be_a_probability() -> None:
+    with pytest.raises(Exception, match="alpha"):
+        SETTINGS.merged({"slo": {"alpha": 0.7}})
