@@ -11,6 +11,7 @@ import typer
 from canarypilot.cli import (
     analyze,
     demo,
+    operator,
     preflight,
     render,
     roi,
@@ -32,7 +33,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-for module in (analyze, serve, rollout, demo, simulate, render, preflight, roi):
+for module in (analyze, serve, rollout, operator, demo, simulate, render, preflight, roi):
     module.register(app)
 
 
