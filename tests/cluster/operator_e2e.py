@@ -92,7 +92,7 @@ def set_image(http: httpx.Client, namespace: str, name: str, image: str) -> None
     answer.raise_for_status()
 
 
-def operator_command(cluster: Cluster, namespace: str) -> list[str]:
+def operator_command(cluster: Cluster, namespace: str, lease: tuple[str, str] = ("4", "1")) -> list[str]:
     return [
         str(Path(sys.executable).with_name("canarypilot")),
         "operator",
@@ -104,18 +104,20 @@ def operator_command(cluster: Cluster, namespace: str) -> list[str]:
         "--lease-namespace",
         namespace,
         "--lease-seconds",
-        "4",
+        lease[0],
         "--renew-seconds",
-        "1",
+        lease[1],
         "--poll-seconds",
         "0.5",
     ]
 
 
 @contextmanager
-def running_operator(cluster: Cluster, namespace: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def running_operator(
+    cluster: Cluster, namespace: str, log: Path, *, lease: tuple[str, str] = ("4", "1")
+) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("ab") as out:
-        process = subprocess.Popen(operator_command(cluster, namespace), stdout=out, stderr=out)
+        process = subprocess.Popen(operator_command(cluster, namespace, lease), stdout=out, stderr=out)
     try:
         yield process
     finally:

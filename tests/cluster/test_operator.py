@@ -88,11 +88,10 @@ def image(deploy: dict[str, Any]) -> str:
     return str(deploy["spec"]["template"]["spec"]["containers"][0]["image"])
 
 
-def running_images(http: httpx.Client, namespace: str) -> dict[str, int]:
-    """Ready replicas per image among the primary's ReplicaSets (app=web)."""
-    sets = kube.get(http, f"/apis/apps/v1/namespaces/{namespace}/replicasets?labelSelector=app%3Dweb")[
-        "items"
-    ]
+def running_images(http: httpx.Client, namespace: str, app: str = "web") -> dict[str, int]:
+    """Ready replicas per image among the primary's ReplicaSets (app=<app>)."""
+    url = f"/apis/apps/v1/namespaces/{namespace}/replicasets?labelSelector=app%3D{app}"
+    sets = kube.get(http, url)["items"]
     out: dict[str, int] = {}
     for rs in sets:
         ready = int((rs.get("status") or {}).get("readyReplicas") or 0)
@@ -229,3 +228,54 @@ def test_a_sigkilled_operator_resumes_the_release_without_losing_or_repeating_a_
     routed = [round(h["weight"] * 10) for h in done["history"] if h["kind"] == "router"]
     climb = watch.weights[: watch.weights.index(1000) + 1]
     assert routed and routed == climb[-len(routed) :], (routed, watch.weights)
+
+
+def test_twenty_releases_at_once_in_one_operator_all_end_where_their_metrics_say(
+    cluster: Cluster, prom: LocalPrometheus, tmp_path: Path
+) -> None:
+    namespace = f"op{next(_counter)}-many"
+    jobs = {f"app{i:02d}": "regressed" if i % 5 == 0 else "healthy" for i in range(20)}
+    with cluster.http() as http:
+        create_namespace(http, namespace)
+        for app, job in jobs.items():
+            kube.apply_all(http, workload(namespace, app, f"registry.example/{app}:1"))
+            kube.apply_all(http, [canary_release(namespace, app, metrics_job=job, prometheus_url=prom.url)])
+        # 20 analyses every second on a shared 2-core machine can hold the event loop past a 4 s
+        # Lease (the operator then stops, as it must); the default-like 15 s is what this measures.
+        log = tmp_path / "operator.log"
+        with running_operator(cluster, namespace, log, lease=("15", "3")) as process:
+
+            def phases() -> dict[str, str]:
+                items = kube.get(http, f"{operator_e2e.RELEASES}/namespaces/{namespace}/canaryreleases")[
+                    "items"
+                ]
+                return {i["metadata"]["name"]: (i.get("status") or {}).get("phase", "") for i in items}
+
+            kube.wait_for("all adopted", lambda: set(phases().values()) == {"Idle"} or None, timeout=60)
+            started = time.monotonic()
+            for app in jobs:
+                set_image(http, namespace, app, f"registry.example/{app}:2")
+            final = {"Promoted", "RolledBack", "Failed"}
+
+            def all_ended() -> dict[str, str] | None:
+                now = phases()
+                if process.poll() is not None:
+                    raise AssertionError(f"the operator exited: {now}: {log.read_text()[-1500:]}")
+                return now if set(now.values()) <= final else None
+
+            ended = kube.wait_for("all 20 ended", all_ended, timeout=240)
+            elapsed = time.monotonic() - started
+            assert process.poll() is None
+        expected = {app: "RolledBack" if job == "regressed" else "Promoted" for app, job in jobs.items()}
+        assert ended == expected, (ended, log.read_text()[-3000:])
+        for app, job in jobs.items():
+            # Rolled back: the paused primary still runs v1 (its spec keeps the rejected v2).
+            version = 1 if job == "regressed" else 2
+            runs = {f"registry.example/{app}:{version}": 2}
+
+            def settled(app: str = app, runs: dict[str, int] = runs) -> bool | None:
+                return running_images(http, namespace, app) == runs or None
+
+            kube.wait_for(f"{app} runs v{version}", settled, timeout=30)
+            assert deployment(http, namespace, f"{app}-canary")["spec"]["replicas"] == 0
+    print(f"20 releases (16 promoted, 4 rolled back) ended in {elapsed:.0f}s")

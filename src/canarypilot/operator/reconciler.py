@@ -138,7 +138,10 @@ class Operator:
             while True:
                 if keeper.done():
                     keeper.result()  # raises LeadershipLost
-                await self.reconcile_all()
+                try:
+                    await self.reconcile_all()
+                except RouterUnavailable as exc:  # the API server is away: running releases go on
+                    log.warning("cannot list CanaryReleases: %s", exc)
                 await asyncio.sleep(self.poll_seconds)
         finally:
             keeper.cancel()
@@ -157,8 +160,11 @@ class Operator:
                 continue
             if task is not None:
                 self._tasks.pop(key)
-                if not task.cancelled() and isinstance(task.exception(), LeadershipLost):
-                    raise task.exception()  # type: ignore[misc]
+                failure = None if task.cancelled() else task.exception()
+                if isinstance(failure, LeadershipLost):
+                    raise failure
+                if failure is not None:  # the next pass resumes it from the status
+                    log.warning("release %s/%s stopped: %s", *key, failure)
             try:
                 await self.reconcile(obj)
             except LeadershipLost:
