@@ -12,6 +12,7 @@ from canarypilot.cli import (
     analyze,
     calibrate,
     demo,
+    operator,
     preflight,
     render,
     replay,
@@ -34,7 +35,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-for module in (analyze, serve, rollout, demo, simulate, replay, calibrate, render, preflight, roi):
+for module in (analyze, serve, rollout, operator, demo, simulate, replay, calibrate, render, preflight, roi):
     module.register(app)
 
 

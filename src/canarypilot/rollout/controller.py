@@ -57,7 +57,13 @@ from canarypilot.rollout.events import (
 )
 from canarypilot.rollout.notify import Notification, Notifier
 from canarypilot.rollout.pacing import WEIGHT_TOLERANCE, bake_ends, next_rung, pause_ends
-from canarypilot.rollout.store import AnalysisSummary, PendingChange, RolloutState, StateStore
+from canarypilot.rollout.store import (
+    AnalysisSummary,
+    PendingChange,
+    RolloutState,
+    RolloutStore,
+    StateStore,
+)
 from canarypilot.routing.base import Router
 
 log = logging.getLogger("canarypilot.rollout")
@@ -77,7 +83,7 @@ class RolloutController:
         metrics: MetricsProvider,
         router: Router,
         clock: Clock | None = None,
-        store: StateStore | None = None,
+        store: RolloutStore | None = None,
         notifier: Notifier | None = None,
         on_event: Callable[[RolloutEvent], None] | None = None,
         slicing: Slicing | None = None,
@@ -87,7 +93,7 @@ class RolloutController:
         self.router = router
         self.clock: Clock = clock or SystemClock()
         self._owns_store = store is None
-        self.store = store or StateStore()
+        self.store: RolloutStore = store or StateStore()
         self.notifier = notifier
         self.on_event = on_event
         self.policy = spec.settings.rollout

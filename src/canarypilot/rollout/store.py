@@ -23,7 +23,7 @@ import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from canarypilot._exceptions import StateError
 from canarypilot.model import Decision, Status
@@ -150,6 +150,26 @@ class RolloutState:
 
     def but(self, **changes: Any) -> RolloutState:
         return replace(self, **changes)
+
+
+class RolloutStore(Protocol):
+    """Where a controller keeps its checkpoint, its command queue and its audit log.
+
+    ``StateStore`` (SQLite + an fsynced log) is the one ``canarypilot rollout`` uses;
+    ``canarypilot operator`` keeps the checkpoint in a CanaryRelease's status instead.
+    A ``save`` must be durable before the controller's next router call returns: the
+    controller writes a change as pending, then calls the router.
+    """
+
+    def lock(self) -> None: ...
+    def close(self) -> None: ...
+    def load(self, name: str | None = None) -> RolloutState | None: ...
+    def save(self, state: RolloutState) -> None: ...
+    def put_command(self, command: Command, *, at: float) -> None: ...
+    def take_commands(self) -> list[Command]: ...
+    def next_seq(self) -> int: ...
+    def append(self, event: RolloutEvent) -> None: ...
+    def events(self) -> list[RolloutEvent]: ...
 
 
 class StateStore:

@@ -30,6 +30,11 @@ class NotFound(RouterError):
     """The object does not exist."""
 
 
+class Conflict(RouterUnavailable):
+    """HTTP 409: the object changed since it was read (a stale ``resourceVersion``) or
+    already exists. Read it again and decide again."""
+
+
 class KubeClient:
     """``get``/``create``/``replace``/``patch`` of JSON objects at API paths.
 
@@ -141,7 +146,9 @@ class KubeClient:
         message = _message(response)
         if response.status_code == 404:
             raise NotFound(f"{method} {path}: not found")
-        if response.status_code == 409 or response.status_code >= 500:
+        if response.status_code == 409:
+            raise Conflict(f"{method} {path}: HTTP 409: {message}")
+        if response.status_code >= 500:
             raise RouterUnavailable(f"{method} {path}: HTTP {response.status_code}: {message}")
         if response.status_code >= 400:
             raise RouterError(f"{method} {path}: HTTP {response.status_code}: {message}")
@@ -177,4 +184,4 @@ def _message(response: httpx.Response) -> str:
     return str(body.get("message", ""))[:300] if isinstance(body, dict) else ""
 
 
-__all__ = ["KubeClient", "NotFound"]
+__all__ = ["Conflict", "KubeClient", "NotFound"]

@@ -1,0 +1,301 @@
+"""The operator's loop: every CanaryRelease reconciled, each running release driven by the
+same ``RolloutController`` as ``canarypilot rollout``.
+
+Read it top to bottom. ``Operator.run`` waits for the Lease, then every
+``poll_seconds`` lists the CanaryReleases and reconciles each one:
+
+1. an invalid spec gets the ``Invalid`` condition (written once per generation) and is
+   left alone: no retry storm, no crash;
+2. a release seen for the first time adopts its Deployment: paused, its template's hash
+   recorded as stable (phase ``Idle``);
+3. a checkpoint in the status that is not finished, or a template hash that is neither
+   the stable one nor the last rejected one, starts a task that runs the release: the
+   canary brought up, the controller run on the status store, then the workload's end
+   (promotion or rollback) and the checkpoint marked ``finalized``.
+
+Writes go through the elector's fence; the store is flushed before every router call
+and every wait, so the status is always at least as new as the router.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+from contextlib import AsyncExitStack
+from typing import Any
+
+from canarypilot._exceptions import CanaryPilotError, RouterUnavailable
+from canarypilot.clock import Clock, SystemClock
+from canarypilot.metrics.base import MetricsProvider
+from canarypilot.operator.lease import LeaderElector, LeadershipLost
+from canarypilot.operator.resource import API_VERSION, PLURAL, InvalidRelease, Release, parse_release
+from canarypilot.operator.status import StatusStore, conditions, release_path
+from canarypilot.operator.workload import Workload, template_hash
+from canarypilot.rollout import Phase, RolloutController
+from canarypilot.routing.base import Router
+from canarypilot.routing.gateway import HTTPRouteRouter
+from canarypilot.routing.ingress import IngressRouter
+from canarypilot.routing.kubernetes import KubeClient
+
+log = logging.getLogger("canarypilot.operator")
+
+
+class FencedRouter:
+    """A router that writes the status first and checks the Lease before every change."""
+
+    def __init__(self, inner: Router, store: StatusStore, elector: LeaderElector) -> None:
+        self.inner, self.store, self.elector = inner, store, elector
+
+    async def set_weight(self, weight: float) -> None:
+        await self.store.flush()
+        self.elector.ensure()
+        await self.inner.set_weight(weight)
+
+    async def get_weight(self) -> float:
+        return await self.inner.get_weight()
+
+    async def reset(self) -> None:
+        await self.store.flush()
+        self.elector.ensure()
+        await self.inner.reset()
+
+
+class FlushingClock:
+    """The operator's clock: the status is written before the controller waits."""
+
+    def __init__(self, inner: Clock, store: StatusStore) -> None:
+        self.inner, self.store = inner, store
+
+    def now(self) -> float:
+        return self.inner.now()
+
+    async def sleep(self, seconds: float) -> None:
+        await self.store.flush()
+        await self.inner.sleep(seconds)
+
+
+def build_router(client: KubeClient, release: Release) -> Router:
+    spec = release.spec
+    if spec.router.ingress is not None:
+        return IngressRouter(
+            client,
+            namespace=release.namespace,
+            stable_ingress=spec.router.ingress.name,
+            canary_service=release.canary_service,
+        )
+    assert spec.router.http_route is not None
+    route = spec.router.http_route
+    return HTTPRouteRouter(
+        client,
+        namespace=release.namespace,
+        route=route.name,
+        rule=route.rule,
+        stable_service=spec.service.name,
+        canary_service=release.canary_service,
+    )
+
+
+async def open_metrics(release: Release, stack: AsyncExitStack) -> MetricsProvider:
+    settings = release.rollout.settings
+    if settings.prometheus.url:
+        from canarypilot.metrics.prometheus import PrometheusMetrics
+
+        return await stack.enter_async_context(PrometheusMetrics(settings.prometheus, settings.query))
+    from canarypilot.metrics.scrape import ScrapeMetrics
+
+    provider = ScrapeMetrics.from_settings(settings, service=release.rollout.target.service)
+    return await stack.enter_async_context(provider)
+
+
+class Operator:
+    """Reconciles every CanaryRelease in ``namespace`` (None: all namespaces)."""
+
+    def __init__(
+        self,
+        client: KubeClient,
+        elector: LeaderElector,
+        *,
+        namespace: str | None = None,
+        poll_seconds: float = 2.0,
+        clock: Clock | None = None,
+    ) -> None:
+        self.client = client
+        self.elector = elector
+        self.namespace = namespace
+        self.poll_seconds = poll_seconds
+        self.clock: Clock = clock or SystemClock()
+        self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._invalid: dict[tuple[str, str], tuple[int, str]] = {}
+
+    async def run(self) -> None:
+        """Lead, reconcile until leadership is lost (``LeadershipLost``), then stop every release."""
+        await self.elector.acquire()
+        log.info("operator %s: leading", self.elector.identity)
+        keeper = asyncio.create_task(self.elector.keep())
+        try:
+            while True:
+                if keeper.done():
+                    keeper.result()  # raises LeadershipLost
+                try:
+                    await self.reconcile_all()
+                except RouterUnavailable as exc:  # the API server is away: running releases go on
+                    log.warning("cannot list CanaryReleases: %s", exc)
+                await asyncio.sleep(self.poll_seconds)
+        finally:
+            keeper.cancel()
+            for task in self._tasks.values():
+                task.cancel()
+            await asyncio.gather(keeper, *self._tasks.values(), return_exceptions=True)
+
+    async def reconcile_all(self) -> None:
+        where = f"/namespaces/{self.namespace}" if self.namespace else ""
+        listing = await self.client.get(f"/apis/{API_VERSION}{where}/{PLURAL}")
+        for obj in listing.get("items") or []:
+            meta = obj.get("metadata") or {}
+            key = (str(meta.get("namespace")), str(meta.get("name")))
+            task = self._tasks.get(key)
+            if task is not None and not task.done():
+                continue
+            if task is not None:
+                self._tasks.pop(key)
+                failure = None if task.cancelled() else task.exception()
+                if isinstance(failure, LeadershipLost):
+                    raise failure
+                if failure is not None:  # the next pass resumes it from the status
+                    log.warning("release %s/%s stopped: %s", *key, failure)
+            try:
+                await self.reconcile(obj)
+            except LeadershipLost:
+                raise
+            except CanaryPilotError as exc:  # one release's trouble never stops the others
+                log.warning("release %s/%s: %s", *key, exc)
+
+    async def reconcile(self, obj: dict[str, Any]) -> None:
+        meta = obj.get("metadata") or {}
+        key = (str(meta.get("namespace")), str(meta.get("name")))
+        generation = int(meta.get("generation") or 0)
+        try:
+            release = parse_release(obj)
+        except InvalidRelease as exc:
+            await self._mark_invalid(obj, key, generation, str(exc))
+            return
+        self._invalid.pop(key, None)
+        status = obj.get("status") or {}
+        workload = Workload(self.client, release, fence=self.elector.ensure)
+        primary = await workload.primary()
+        digest = template_hash(primary)
+        if not status.get("stableTemplateHash"):
+            await workload.hold_primary()
+            idle = "waiting for a new pod template on the Deployment"
+            await self._write_status(
+                obj, self._phase("Idle", None, idle, generation, stableTemplateHash=digest)
+            )
+            return
+        checkpoint = status.get("checkpoint")
+        unfinished = checkpoint is not None and not status.get("finalized", False)
+        fresh = not unfinished and digest not in (
+            status.get("stableTemplateHash"),
+            status.get("rejectedTemplateHash"),
+        )
+        if unfinished or fresh:
+            self._tasks[key] = asyncio.create_task(self._run_release(release, obj, digest, fresh=fresh))
+
+    async def _run_release(self, release: Release, obj: dict[str, Any], digest: str, *, fresh: bool) -> None:
+        workload = Workload(self.client, release, fence=self.elector.ensure)
+        release = await self._with_secret(release)
+        store = StatusStore(
+            self.client, release, obj, fence=self.elector.ensure, now=self.clock.now, fresh=fresh
+        )
+        if fresh:
+            await store.flush(releaseTemplateHash=digest, finalized=False)
+        digest = str(store.status.get("releaseTemplateHash") or digest)
+        primary = await workload.primary()
+        state = store.state
+        if state is None or not state.phase.final:
+            await workload.bring_up_canary(primary)
+        router = build_router(self.client, release)
+        async with AsyncExitStack() as stack:
+            metrics = await open_metrics(release, stack)
+            controller = RolloutController(
+                release.rollout,
+                metrics=metrics,
+                router=FencedRouter(router, store, self.elector),
+                clock=FlushingClock(self.clock, store),
+                store=store,
+                notifier=release.notifier(),
+            )
+            outcome = await controller.run()
+        if outcome.phase is Phase.PROMOTED:
+            # Not "Promoted" until the cluster is clean: the primary rolled, traffic back on it.
+            await store.flush(phase="Promoting", condition="Progressing")
+            await workload.roll_primary()
+            await store.flush()  # a crash from here on redoes only idempotent steps
+            self.elector.ensure()
+            await router.reset()
+            await workload.scale_canary_to_zero()
+            done = "promoted: the Deployment runs the new template, the canary is at 0"
+            await store.flush(
+                phase="Promoted",
+                condition="Promoted",
+                weight=0.0,
+                finalized=True,
+                stableTemplateHash=digest,
+                message=done,
+            )
+        else:
+            await store.flush()
+            await workload.scale_canary_to_zero()
+            await store.flush(finalized=True, rejectedTemplateHash=digest)
+        log.info("release %s/%s: %s", release.namespace, release.name, outcome.phase.value)
+
+    async def _with_secret(self, release: Release) -> Release:
+        prometheus = release.spec.metrics.prometheus
+        if prometheus is None or prometheus.auth_secret_ref is None:
+            return release
+        ref = prometheus.auth_secret_ref
+        secret = await self.client.get(f"/api/v1/namespaces/{release.namespace}/secrets/{ref.name}")
+        raw = (secret.get("data") or {}).get(ref.key)
+        if not isinstance(raw, str):
+            raise InvalidRelease(
+                f"spec.metrics.prometheus.authSecretRef: Secret {ref.name} has no key {ref.key!r}"
+            )
+        return release.with_bearer_token(base64.b64decode(raw).decode().strip())
+
+    async def _mark_invalid(
+        self, obj: dict[str, Any], key: tuple[str, str], generation: int, message: str
+    ) -> None:
+        if self._invalid.get(key) == (generation, message):
+            return
+        status = obj.get("status") or {}
+        if (
+            status.get("phase") != "Invalid"
+            or status.get("observedGeneration") != generation
+            or status.get("message") != message
+        ):
+            await self._write_status(obj, self._phase("Invalid", "Invalid", message, generation))
+        self._invalid[key] = (generation, message)
+        log.warning("release %s/%s is invalid: %s", *key, message)
+
+    def _phase(
+        self, phase: str, true: str | None, message: str, generation: int, **extra: Any
+    ) -> dict[str, Any]:
+        at = self.clock.now()
+        found = conditions(true, reason=phase, message=message, generation=generation, at=at)
+        return {
+            "phase": phase,
+            "message": message,
+            "observedGeneration": generation,
+            "conditions": found,
+            **extra,
+        }
+
+    async def _write_status(self, obj: dict[str, Any], changes: dict[str, Any]) -> None:
+        meta = obj.get("metadata") or {}
+        body = {**obj, "status": {**(obj.get("status") or {}), **changes}}
+        self.elector.ensure()
+        with contextlib.suppress(RouterUnavailable):  # a conflict: the next pass reads it again
+            await self.client.replace(
+                release_path(str(meta["namespace"]), str(meta["name"]), status=True), body
+            )

@@ -1,0 +1,281 @@
+"""`canarypilot operator` on a real control plane (etcd, kube-apiserver, controller-manager,
+scheduler, kwok): CanaryReleases promoted, rolled back, refused as invalid, and resumed after a
+SIGKILL of the operator, with the analysis read from a real Prometheus (promtool backfill).
+
+The rollout timings are FAST_SETTINGS (3 s steps); the Lease lasts 4 s so that a restarted
+operator (a new identity) takes over quickly.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from canarypilot.local.prometheus import LocalPrometheus
+from tests.cluster import kube, operator_e2e
+from tests.cluster.apiserver import Cluster, create_namespace
+from tests.cluster.binaries import BuildFailed, go_binary
+from tests.cluster.controlplane import control_plane
+from tests.cluster.operator_e2e import WeightWatch, canary_release, running_operator, set_image, workload
+from tests.cluster.rollout_e2e import dense_prometheus
+from tests.cluster.test_argo_e2e import control_plane_parts
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+CRD = Path(__file__).resolve().parents[2] / "deploy" / "operator" / "canaryrelease-crd.yaml"
+RELEASE_TIMEOUT = 120.0
+_counter = iter(range(1, 1000))
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    go = go_binary()
+    if go is None:
+        pytest.skip("go is not installed: cannot build the control plane")
+    try:
+        parts = control_plane_parts(go, "v1.7.2")
+    except BuildFailed as exc:
+        pytest.fail(f"building the control plane failed: {exc}")
+    parts = type(parts)(**{**parts.__dict__, "crds": [*parts.crds, CRD]})
+    with control_plane(parts, tmp_path_factory.mktemp("operator-cp")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def prom(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPrometheus]:
+    with dense_prometheus(tmp_path_factory.mktemp("operator-prom")) as running:
+        yield running
+
+
+def setup_release(cluster: Cluster, prom: LocalPrometheus, *, job: str) -> str:
+    namespace = f"op{next(_counter)}-{job}"
+    with cluster.http() as http:
+        create_namespace(http, namespace)
+        kube.apply_all(http, workload(namespace, "web", "registry.example/web:1"))
+        kube.apply_all(http, [canary_release(namespace, "web", metrics_job=job, prometheus_url=prom.url)])
+    return namespace
+
+
+def status(http: httpx.Client, namespace: str) -> dict[str, Any]:
+    found: dict[str, Any] = operator_e2e.release(http, namespace, "web").get("status") or {}
+    return found
+
+
+def wait_phase(
+    http: httpx.Client, namespace: str, *phases: str, timeout: float = RELEASE_TIMEOUT
+) -> dict[str, Any]:
+    def probe() -> dict[str, Any] | None:
+        current = status(http, namespace)
+        return current if current.get("phase") in phases else None
+
+    try:
+        return kube.wait_for(f"release phase {phases}", probe, timeout=timeout)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; status: {status(http, namespace)}") from None
+
+
+def deployment(http: httpx.Client, namespace: str, name: str) -> dict[str, Any]:
+    return kube.get(http, f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}")
+
+
+def image(deploy: dict[str, Any]) -> str:
+    return str(deploy["spec"]["template"]["spec"]["containers"][0]["image"])
+
+
+def running_images(http: httpx.Client, namespace: str, app: str = "web") -> dict[str, int]:
+    """Ready replicas per image among the primary's ReplicaSets (app=<app>)."""
+    url = f"/apis/apps/v1/namespaces/{namespace}/replicasets?labelSelector=app%3D{app}"
+    sets = kube.get(http, url)["items"]
+    out: dict[str, int] = {}
+    for rs in sets:
+        ready = int((rs.get("status") or {}).get("readyReplicas") or 0)
+        if ready:
+            out[image(rs)] = out.get(image(rs), 0) + ready
+    return out
+
+
+def condition(current: dict[str, Any], kind: str) -> str:
+    return next(c["status"] for c in current["conditions"] if c["type"] == kind)
+
+
+def events(http: httpx.Client, namespace: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = kube.get(http, f"/api/v1/namespaces/{namespace}/events")["items"]
+    return [e for e in items if e["involvedObject"].get("kind") == "CanaryRelease"]
+
+
+def start_release(http: httpx.Client, namespace: str) -> None:
+    """The operator adopts the Deployment (paused, Idle); then a new image starts the release."""
+    wait_phase(http, namespace, "Idle", timeout=30)
+    assert deployment(http, namespace, "web")["spec"].get("paused") is True
+    kube.wait_for(
+        "v1 running",
+        lambda: running_images(http, namespace) == {"registry.example/web:1": 2} or None,
+        timeout=30,
+    )
+    set_image(http, namespace, "web", "registry.example/web:2")
+
+
+def assert_climbed(weights: list[int]) -> None:
+    """Canary weights (per mille) only ever rise, by at most the growth factor, to 1000, then 0."""
+    assert weights[-1] == 0 and 1000 in weights, weights
+    climb = weights[: weights.index(1000) + 1]
+    assert climb == sorted(set(climb)), f"a weight was lost or applied twice: {weights}"
+    assert climb[0] == 50, weights  # the minimum weight, 5 %
+    assert all(b <= 2 * a for a, b in zip(climb, climb[1:], strict=False)), weights
+
+
+def test_a_healthy_release_is_promoted_and_leaves_the_cluster_clean(
+    cluster: Cluster, prom: LocalPrometheus, tmp_path: Path
+) -> None:
+    namespace = setup_release(cluster, prom, job="healthy")
+    with running_operator(cluster, namespace, tmp_path / "operator.log"), cluster.http() as http:
+        with WeightWatch(cluster, namespace, "web-canary") as watch:
+            start_release(http, namespace)
+            progressing = wait_phase(http, namespace, "Progressing", timeout=30)
+            assert condition(progressing, "Progressing") == "True"
+            canary = deployment(http, namespace, "web-canary")
+            assert image(canary) == "registry.example/web:2"
+            assert canary["spec"]["template"]["metadata"]["labels"]["app"] == "web-canary"
+            done = wait_phase(http, namespace, "Promoted", "RolledBack", "Failed")
+            time.sleep(0.5)
+        assert done["phase"] == "Promoted", done
+        assert condition(done, "Promoted") == "True" and condition(done, "Progressing") == "False"
+        assert_climbed(watch.weights)
+        assert done["weight"] == 0.0 and done["finalized"] is True
+        assert deployment(http, namespace, "web-canary")["spec"]["replicas"] == 0
+        primary = deployment(http, namespace, "web")
+        assert image(primary) == "registry.example/web:2" and primary["spec"]["paused"] is True
+        assert running_images(http, namespace) == {"registry.example/web:2": 2}
+        assert done["lastVerdict"] == "proceed" and done["lastDecision"]["reasons"]
+        reasons = {e["reason"] for e in events(http, namespace)}
+        assert {"WeightChanged", "Verdict"} <= reasons
+        assert [h["kind"] for h in done["history"]].count("router") >= 3
+
+
+def test_a_regressed_canary_is_rolled_back_and_the_primary_is_untouched(
+    cluster: Cluster, prom: LocalPrometheus, tmp_path: Path
+) -> None:
+    namespace = setup_release(cluster, prom, job="regressed")
+    with running_operator(cluster, namespace, tmp_path / "operator.log"), cluster.http() as http:
+        with WeightWatch(cluster, namespace, "web-canary") as watch:
+            start_release(http, namespace)
+            done = wait_phase(http, namespace, "Promoted", "RolledBack", "Failed")
+            time.sleep(0.5)
+        assert done["phase"] == "RolledBack", done
+        assert condition(done, "RolledBack") == "True"
+        assert watch.weights[-1] == 0 and max(watch.weights) == 50, watch.weights  # never past the first rung
+        assert done["lastVerdict"] == "rollback"
+        assert any("latency" in r for r in done["lastDecision"]["reasons"]), done["lastDecision"]
+        assert deployment(http, namespace, "web-canary")["spec"]["replicas"] == 0
+        assert running_images(http, namespace) == {"registry.example/web:1": 2}
+        warnings = [e for e in events(http, namespace) if e["type"] == "Warning"]
+        assert any(e["reason"] == "Verdict" and "rollback" in e["message"] for e in warnings), warnings
+        # The rejected template is not released again.
+        time.sleep(2)
+        assert status(http, namespace)["phase"] == "RolledBack"
+
+
+def test_an_invalid_release_gets_a_condition_and_no_crash_loop(
+    cluster: Cluster, prom: LocalPrometheus, tmp_path: Path
+) -> None:
+    namespace = f"op{next(_counter)}-invalid"
+    doc = canary_release(namespace, "web", metrics_job="bad job!", prometheus_url=prom.url)
+    with cluster.http() as http:
+        create_namespace(http, namespace)
+        kube.apply_all(http, workload(namespace, "web", "registry.example/web:1"))
+        kube.apply_all(http, [doc])
+        with running_operator(cluster, namespace, tmp_path / "operator.log") as process:
+            invalid = wait_phase(http, namespace, "Invalid", timeout=30)
+            assert condition(invalid, "Invalid") == "True"
+            assert "bad job!" in invalid["message"]
+            version = operator_e2e.release(http, namespace, "web")["metadata"]["resourceVersion"]
+            time.sleep(3)
+            assert process.poll() is None, "the operator exited on an invalid release"
+            again = operator_e2e.release(http, namespace, "web")["metadata"]["resourceVersion"]
+            assert again == version, "the operator keeps rewriting an invalid release's status"
+            assert deployment(http, namespace, "web")["spec"].get("paused") is not True
+
+
+def test_a_sigkilled_operator_resumes_the_release_without_losing_or_repeating_a_weight(
+    cluster: Cluster, prom: LocalPrometheus, tmp_path: Path
+) -> None:
+    namespace = setup_release(cluster, prom, job="healthy")
+    log = tmp_path / "operator.log"
+    with cluster.http() as http, WeightWatch(cluster, namespace, "web-canary") as watch:
+        with running_operator(cluster, namespace, log) as first:
+            start_release(http, namespace)
+            kube.wait_for(
+                "step 2",
+                lambda: True if int(status(http, namespace).get("step") or 0) >= 2 else None,
+                timeout=60,
+            )
+            first.send_signal(signal.SIGKILL)
+            first.wait()
+        killed_at = status(http, namespace)
+        assert killed_at["phase"] == "Progressing"
+        with running_operator(cluster, namespace, log):
+            done = wait_phase(http, namespace, "Promoted", "RolledBack", "Failed")
+            time.sleep(0.5)
+    assert done["phase"] == "Promoted", (done, log.read_text()[-2000:])
+    assert_climbed(watch.weights)
+    # The status history (bounded) names each change once: its tail is exactly the climb watched.
+    routed = [round(h["weight"] * 10) for h in done["history"] if h["kind"] == "router"]
+    climb = watch.weights[: watch.weights.index(1000) + 1]
+    assert routed and routed == climb[-len(routed) :], (routed, watch.weights)
+
+
+def test_twenty_releases_at_once_in_one_operator_all_end_where_their_metrics_say(
+    cluster: Cluster, prom: LocalPrometheus, tmp_path: Path
+) -> None:
+    namespace = f"op{next(_counter)}-many"
+    jobs = {f"app{i:02d}": "regressed" if i % 5 == 0 else "healthy" for i in range(20)}
+    with cluster.http() as http:
+        create_namespace(http, namespace)
+        for app, job in jobs.items():
+            kube.apply_all(http, workload(namespace, app, f"registry.example/{app}:1"))
+            kube.apply_all(http, [canary_release(namespace, app, metrics_job=job, prometheus_url=prom.url)])
+        # 20 analyses every second on a shared 2-core machine can hold the event loop past a 4 s
+        # Lease (the operator then stops, as it must); the default-like 15 s is what this measures.
+        log = tmp_path / "operator.log"
+        with running_operator(cluster, namespace, log, lease=("15", "3")) as process:
+
+            def phases() -> dict[str, str]:
+                items = kube.get(http, f"{operator_e2e.RELEASES}/namespaces/{namespace}/canaryreleases")[
+                    "items"
+                ]
+                return {i["metadata"]["name"]: (i.get("status") or {}).get("phase", "") for i in items}
+
+            kube.wait_for("all adopted", lambda: set(phases().values()) == {"Idle"} or None, timeout=60)
+            started = time.monotonic()
+            for app in jobs:
+                set_image(http, namespace, app, f"registry.example/{app}:2")
+            final = {"Promoted", "RolledBack", "Failed"}
+
+            def all_ended() -> dict[str, str] | None:
+                now = phases()
+                if process.poll() is not None:
+                    raise AssertionError(f"the operator exited: {now}: {log.read_text()[-1500:]}")
+                return now if set(now.values()) <= final else None
+
+            ended = kube.wait_for("all 20 ended", all_ended, timeout=240)
+            elapsed = time.monotonic() - started
+            assert process.poll() is None
+        expected = {app: "RolledBack" if job == "regressed" else "Promoted" for app, job in jobs.items()}
+        assert ended == expected, (ended, log.read_text()[-3000:])
+        for app, job in jobs.items():
+            # Rolled back: the paused primary still runs v1 (its spec keeps the rejected v2).
+            version = 1 if job == "regressed" else 2
+            runs = {f"registry.example/{app}:{version}": 2}
+
+            def settled(app: str = app, runs: dict[str, int] = runs) -> bool | None:
+                return running_images(http, namespace, app) == runs or None
+
+            kube.wait_for(f"{app} runs v{version}", settled, timeout=30)
+            assert deployment(http, namespace, f"{app}-canary")["spec"]["replicas"] == 0
+    print(f"20 releases (16 promoted, 4 rolled back) ended in {elapsed:.0f}s")
