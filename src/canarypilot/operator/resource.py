@@ -103,7 +103,7 @@ class ReleaseSpec(_Spec):
     service: ServiceRef
     router: RouterRef
     metrics: MetricsRef
-    analysis: AnalysisRef = Field(default_factory=AnalysisRef)  # type: ignore[arg-type]
+    analysis: AnalysisRef = Field(default_factory=AnalysisRef)
     policy: dict[str, dict[str, Any]] = Field(default_factory=dict)
     notifications: NotificationsRef = Field(default_factory=NotificationsRef)
 
