@@ -31,24 +31,12 @@ def scenario(**extra: Any) -> Scenario:
     return parse_scenario(data)
 
 
-# The default policy analyses every 15 s from 45 s after the 5 % step (the first router change
-# lands at 1 s); latency is judged on windows clear of the 30 s warm-up from 75 s on, and a
-# second counted violation needs a window of its own, 45 s later. The 10 % step's pause ends
-# 90 s after it starts.
-SECOND_CLEAN_LOOK = 120.0
-SECOND_STEP_ANALYSIS = 151.0
-# A +50 % p99 from ~450 requests at 5 % is often within the noise: separate 45 s windows
-# from 75 s on until two are beyond it (or five read above the threshold).
-FOURTH_SEPARATE_WINDOW = 75.0 + 3 * 45.0 + 1.0
-
-
+# Bounds a user can hold the product to, whatever the engine's rules: a +100 % latency
+# regression or +5 points of errors at 5 % is rolled back in its first two minutes and a
+# +50 % one within four (the oracle, Wald's SPRT on the true parameters, needs ~30 s).
 @pytest.mark.parametrize(
     ("name", "bound"),
-    [
-        ("latency-regression-100", SECOND_CLEAN_LOOK),  # severe: at once when the evidence is conclusive
-        ("error-regression-5pts", SECOND_STEP_ANALYSIS),
-        ("latency-regression-50", FOURTH_SEPARATE_WINDOW),
-    ],
+    [("latency-regression-100", 120.0), ("error-regression-5pts", 120.0), ("latency-regression-50", 240.0)],
 )
 def test_canarypilot_rolls_back_a_bad_canary_in_bounded_time(name: str, bound: float) -> None:
     for seed in range(4):
@@ -57,6 +45,8 @@ def test_canarypilot_rolls_back_a_bad_canary_in_bounded_time(name: str, bound: f
         assert run.time_to_detect is not None and run.time_to_detect <= bound
         # The router confirmed 0 % one routing delay after the decision.
         assert run.time_to_restore == pytest.approx(SUITE[name].routing_delay_seconds)
+        # Never sooner than the floor: the scrape and its lag come first.
+        assert run.time_to_detect >= simulate(SUITE[name], "oracle", seed).time_to_detect - 15
 
 
 def test_canarypilot_promotes_a_faster_canary() -> None:

@@ -34,6 +34,7 @@ Labels = tuple[tuple[str, str], ...]
 
 DEFAULT_RETENTION_SECONDS = 3600.0
 DEFAULT_MAX_SERIES = 20_000
+_MAX_CLOSED = 200_000  # remembered closed-range increases (a few MB) before starting over
 
 
 def labels_key(labels: Mapping[str, str]) -> Labels:
@@ -69,6 +70,8 @@ class SeriesStore:
         self.out_of_order = 0
         #: Samples refused because the store already held ``max_series`` series.
         self.series_refused = 0
+        #: Increases over closed ranges, by (series' sample list, start, end): see ``closed_increase``.
+        self._closed: dict[tuple[int, float, float], float | None] = {}
 
     def __len__(self) -> int:
         """The number of series held."""
@@ -107,6 +110,21 @@ class SeriesStore:
         for series in self._by_name.get(name, {}).values():
             yield series.labels, series.samples
 
+    def closed_increase(self, samples: Sequence[promql.Sample], start: float, end: float) -> float | None:
+        """``promql.increase`` over ``[start, end]`` of one of this store's series, remembered
+        once the range is closed: a sample newer than ``end`` exists, so no sample can land
+        inside any more (appends are in order), and one older than ``start``, so retention has
+        taken nothing from inside. A step's history re-reads every old slice at every look;
+        this makes a long step cost what its new slices cost, with the same numbers."""
+        if not samples or samples[-1][0] <= end or samples[0][0] >= start:
+            return promql.increase(samples, start=start, end=end)
+        key = (id(samples), start, end)
+        if key not in self._closed:
+            if len(self._closed) >= _MAX_CLOSED:
+                self._closed.clear()
+            self._closed[key] = promql.increase(samples, start=start, end=end)
+        return self._closed[key]
+
     def evict(self, now: float) -> int:
         """Forget samples older than the retention, and series left empty; returns samples dropped."""
         horizon = now - self.retention_seconds
@@ -120,6 +138,7 @@ class SeriesStore:
                 if not series.samples:
                     del family[key]
                     self._count -= 1
+                    self._closed.clear()  # a new series could reuse the list's id
             if not family:
                 del self._by_name[name]
         return dropped
@@ -256,7 +275,7 @@ def histories(
             continue
         per_le = buckets.setdefault(key, {})
         for end in ends:
-            grown = promql.increase(samples, start=end - length, end=end)
+            grown = store.closed_increase(samples, end - length, end)
             if grown is not None:
                 per_le.setdefault(end, []).append((bound, grown))
 
@@ -269,7 +288,7 @@ def histories(
             continue
         is_error = errors_only.matches(labels)
         for end in ends:
-            grown = promql.increase(samples, start=end - length, end=end)
+            grown = store.closed_increase(samples, end - length, end)
             if grown is not None:
                 per_end = requests.setdefault(key, {})
                 per_end[end] = per_end.get(end, 0.0) + grown
