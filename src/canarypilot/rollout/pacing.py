@@ -15,7 +15,8 @@ controller answers them the same way):
   whose growth cap covers 100 % once the safe weight does not ask for less than
   the current weight: a safe weight read from upper confidence bounds is below
   100 % for any canary not faster than stable, so "safe weight ≥ 100" would
-  never promote anyone. A safe weight below the current weight moves it down.
+  never promote anyone. A safe weight below the current weight holds it there: the
+  current weight is validated, and only a rollback lowers it.
 """
 
 from __future__ import annotations
@@ -52,12 +53,15 @@ def next_rung(current: float, safe: float, settings: Settings) -> Rung:
     Rung(weight=100.0, cap=160.0, promote=True)
     >>> next_rung(20.0, 33.6, Settings())
     Rung(weight=33.6, cap=40.0, promote=False)
+    >>> next_rung(40.0, 30.0, Settings())  # held at the validated weight, not lowered
+    Rung(weight=40.0, cap=80.0, promote=False)
     """
     floor = settings.interpolation.min_weight
     cap = round_half_away(max(current, floor, 1.0) * settings.rollout.max_growth_factor, 1)
     if cap >= 100.0 and safe >= current - WEIGHT_TOLERANCE:
         return Rung(100.0, cap, True)
-    weight = max(floor, min(safe, cap, 100.0))
+    # A passing step never lowers the weight: the current one is validated; only a rollback lowers it.
+    weight = max(floor, current, min(safe, cap, 100.0))
     return Rung(weight, cap, weight >= 100.0)
 
 
