@@ -16,7 +16,7 @@ controller answers them the same way):
   (``StepEvidence.within_slo``): the safe weight, read from upper confidence
   bounds, is below 100 % for any canary not faster than stable, so "safe weight
   ≥ 100" would never promote anyone. A safe weight below the current weight
-  moves it down; one that covers no more than the current weight holds it.
+  holds it there: the current weight is validated, and only a rollback lowers it.
 """
 
 from __future__ import annotations

@@ -263,16 +263,23 @@ def simulate(scenario: Scenario, strategy: str, seed: int, *, settings: Settings
 
 
 def default_settings(scenario: Scenario) -> Settings:
-    """canarypilot's default policy; the scenario's rate window when it sets one.
+    """canarypilot's default policy; the scenario's scrape interval, lag and rate window.
 
     One setting differs, without changing any decision: nobody sends operator
     commands to a simulated rollout, so the controller need not wake up every
     second to look for them (it still wakes exactly when an analysis is due).
     """
-    overrides: dict[str, Any] = {"rollout": {"control_poll_seconds": 3600.0}}
-    window = scenario.monitoring.rate_window_seconds
+    mon = scenario.monitoring
+    # The scenario's monitoring is the deployment's: its scrape interval and lag size the
+    # slices (at least two intervals, ending a lag back), as an operator's settings would.
+    overrides: dict[str, Any] = {
+        "rollout": {"control_poll_seconds": 3600.0, "scrape_lag_seconds": mon.scrape_lag_seconds},
+        "scrape": {"interval_seconds": mon.scrape_interval_seconds},
+        "query": {"scrape_interval_seconds": mon.scrape_interval_seconds},
+    }
+    window = mon.rate_window_seconds
     if window is not None:
-        overrides["query"] = {"window": f"{int(window)}s"}
+        overrides["query"]["window"] = f"{int(window)}s"
     return Settings().merged(overrides)
 
 
