@@ -72,6 +72,11 @@ def test_argo_measurement_rules() -> None:
     assert success_only.assess("wait") == "Failed"
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 10 miss, engine v2 gate: before the evidence rejects, the gate answers wait "
+    "(Inconclusive), and Argo pauses the Rollout at 5 % instead of aborting",
+)
 def test_argo_aborts_on_the_second_failed_guard_measurement() -> None:
     run = simulate(SUITE["latency-regression-100"], "argo", 0)
     assert run.outcome is Outcome.ROLLED_BACK
