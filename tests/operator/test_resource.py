@@ -85,6 +85,11 @@ def test_every_policy_field_of_the_rollout_file_is_typed_in_the_schema() -> None
         assert model is not None
         fields = set(model.model_fields)  # type: ignore[union-attr]
         assert set(policy[section]["properties"]) == fields
-    assert policy["rollout"]["properties"]["pauses_seconds"]["items"] == {"type": "number"}
+    # each pause must be longer than zero, as the rollout file requires
+    assert policy["rollout"]["properties"]["pauses_seconds"]["items"] == {
+        "type": "number",
+        "minimum": 0,
+        "exclusiveMinimum": True,
+    }
     columns = [c["name"] for c in version["additionalPrinterColumns"]]
     assert columns == ["Phase", "Weight", "Step", "Verdict", "Age"]
