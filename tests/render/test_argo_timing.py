@@ -27,7 +27,7 @@ def test_compressed_timings_keep_the_guard_covering_the_observation_window() -> 
     guard, gate = found["slo-guard"], found["safe-weight"]
     assert (guard["initialDelay"], guard["interval"], guard["count"]) == ("1s", "1s", 3)
     assert gate["initialDelay"] == "3s" and gate["count"] == 1
-    assert guard["failureLimit"] == 1  # still the breaker's two violations
+    assert guard["failureLimit"] == 0  # one rollback answer aborts: the evidence has already accumulated
 
 
 def test_a_warmup_out_of_range_is_refused() -> None:
