@@ -30,7 +30,8 @@ async def test_controller_steps_match_the_observed_split_then_promote(tmp_path: 
                 make_spec(), metrics=ScriptedMetrics(clock), router=router, clock=clock
             ).run()
     assert outcome.phase is Phase.PROMOTED
-    assert [w for w, _ in router.observed] == [5.0, 10.0, 20.0, 40.0, 100.0]
+    # the validated-capacity ladder: 80 % is judged before 100 %
+    assert [w for w, _ in router.observed] == [5.0, 10.0, 20.0, 40.0, 80.0, 100.0]
     for weight, observed in router.observed:
         assert abs(observed - weight) <= TOLERANCE, router.observed
 
