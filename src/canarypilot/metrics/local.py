@@ -171,23 +171,11 @@ def evaluate(
             f"analysis window {window:g}s is longer than the {store.retention_seconds:g}s of samples kept"
         )
     try:
-        extra = promql.parse_matchers(query.extra_selector)
         errors_only = promql.Matcher(query.code_label, "=~", query.error_code_regex)
         errors_only.matches({})
     except (ValueError, re.error) as exc:
         raise ConfigError(f"query settings: {exc}") from None
-
-    wanted = {(t.service, v) for t in targets for v in (t.canary_version, t.stable_version)}
-    versions = {v for _, v in wanted}
-
-    def key_of(labels: Mapping[str, str]) -> tuple[str, str] | None:
-        version = labels.get(query.version_label, "")
-        if version not in versions or not all(m.matches(labels) for m in extra):
-            return None
-        if not match_job:
-            return ("", version)
-        job = labels.get(query.job_label, "")
-        return (job, version) if (job, version) in wanted else None
+    key_of = _keying(targets, query, match_job)
 
     start = at - window
     buckets: dict[tuple[str, str], dict[str, float]] = {}
