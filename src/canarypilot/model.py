@@ -175,7 +175,9 @@ class SignalTest:
     ``e_value`` is the evidence against "the canary is within the SLO": it rolls back at
     ``1 / alpha``. ``point`` is the delta read from the step's counts, ``bound`` the delta
     the evidence cannot rule out at ``slo.weight_confidence``; ``slices`` and ``requests``
-    are what the test counted (after any warm-up).
+    are what the test counted (after any warm-up). ``beyond``: the counted requests are
+    visibly (two standard errors) past what a canary at the limit would show: the canary
+    *measures* worse than the SLO, whether or not the test has decided yet.
     """
 
     kind: ViolationKind
@@ -187,6 +189,7 @@ class SignalTest:
     slices: int
     requests: float
     basis: str = ""
+    beyond: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -198,6 +201,7 @@ class SignalTest:
             "slices": self.slices,
             "requests": self.requests,
             "basis": self.basis,
+            "beyond": self.beyond,
         }
 
 

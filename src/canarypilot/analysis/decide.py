@@ -8,9 +8,10 @@ construction. See docs/decision-model.md for the meaning of each rule.
 * **rollback** — an anytime-valid test (``sequential.py``) rejects "the canary is within
   the SLO" at level ``slo.alpha``, on errors or on latency;
 * **hold** — no data, stale data, NaN, fewer than ``min_slices`` slices of evidence, a
-  latency excess still inside its warm-up allowance (``warmup.py``), no histogram, or
-  evidence that leans against the canary without deciding (an e-value above 1: advancing
-  would restart it at a higher weight);
+  latency excess still inside its warm-up allowance (``warmup.py``), no histogram, a
+  measured delta visibly beyond its threshold (``SignalTest.beyond``), or evidence that
+  leans against the canary without deciding (an e-value above 1: advancing would restart
+  it at a higher weight);
 * **proceed** — otherwise, with the article's safe weight computed from the deltas the
   evidence cannot rule out (upper bounds at ``slo.weight_confidence``): a thin sample gets a small
   weight. Once the bounds themselves are within the thresholds (``evidence.within_slo``)
@@ -40,6 +41,7 @@ from canarypilot.model import (
 from canarypilot.policy import Settings
 
 _DEFAULT = Settings()
+_NAMES = {ViolationKind.LATENCY: "p99 latency delta", ViolationKind.ERRORS: "error rate delta"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +94,15 @@ def decide(history: StepHistory, settings: Settings = _DEFAULT) -> Verdict:
             reasons.append(_describe(test, slo.alpha))
     if violations:
         status, action, chosen = Status.ROLLBACK, Action.ROLLBACK, 0.0
-        reasons.append(f"the sequential test rejects at alpha = {slo.alpha:g}: rolling back")
+        rejected = " and ".join(
+            f"the {_NAMES[test.kind]} (e-value {test.e_value:.3g})"
+            for test in (tests.errors, tests.latency)
+            if test is not None and test.rejects
+        )
+        reasons.append(
+            f"the sequential test rejects {rejected} at alpha = {slo.alpha:g} (e-value >= "
+            f"{1 / slo.alpha:g}): rolling back"
+        )
     else:
         waiting = _hold_reasons(cleaned, tests, need)
         if waiting or weight is None:
@@ -178,6 +188,14 @@ def _hold_reasons(cleaned: Cleaned, tests: _Tests, need: int) -> list[str]:
             f"{tests.latency_slices} slice(s) of latency evidence after the warm-up, {need} needed"
         )
     for test in (tests.errors, tests.latency):
+        # Measured worse than the SLO allows, not yet decided (the test trims what a transient
+        # could touch): more traffic would be a bet against what is measured.
+        if test is not None and test.beyond and test.point is not None and test.point > test.threshold:
+            what = "p99" if test.kind is ViolationKind.LATENCY else "error"
+            reasons.append(
+                f"the measured {what} delta {_fmt(test.kind, test.point)} is beyond its limit "
+                f"{_fmt(test.kind, test.threshold)}: holding while the evidence accumulates"
+            )
         # The evidence leans against the canary (the test's wealth is above its stake) but has
         # not decided: advancing would restart it at a higher weight; holding lets it grow.
         if test is not None and test.e_value > 1.0:

@@ -29,16 +29,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from canarypilot.analysis import histogram as hist
-from canarypilot.analysis.sequential import (
-    SliceObservation,
-    excess,
-    log_e_value,
-    log_wealth_prefixes,
-    slice_cap,
-)
+from canarypilot.analysis.sequential import SliceObservation, excess, log_e_value, outlier_level
 from canarypilot.analysis.warmup import allowances
 from canarypilot.model import SignalTest, Slice, ViolationKind
 from canarypilot.policy import SLOPolicy
@@ -89,6 +83,24 @@ def dispersion(k: Sequence[float], n: Sequence[float], *, reference: Sequence[fl
     return max(1.0, chi2 / (len(used) - 1))
 
 
+#: Standard errors above the reference that make a slice's excess visible: only such a slice
+#: can be excused as warm-up (a healthy canary is above its reference in half its slices).
+VISIBLE_Z = 2.0
+
+
+def visible(k: float, n: float, r: float) -> bool:
+    """``k`` of ``n`` is clearly above the share ``r``: at least two requests, and
+    ``VISIBLE_Z`` standard errors above ``n r``.
+
+    >>> visible(1, 30, 0.01), visible(8, 30, 0.01), visible(40, 1000, 0.03)
+    (False, True, False)
+    """
+    if n <= 0 or k < 2:
+        return False
+    r = min(max(r, 1e-9), 1 - 1e-9)
+    return k - n * r > VISIBLE_Z * math.sqrt(n * r * (1 - r))
+
+
 def _e(log_value: float) -> float:
     return math.exp(min(700.0, log_value))
 
@@ -119,9 +131,8 @@ def error_test(slices: Sequence[Slice], *, slo: SLOPolicy, z: float, need: int) 
     for es, ns, ec, nc in typed:
         r = max(base, es / ns if ns > 0 else base) + slo.max_error_delta
         observations.append(SliceObservation(ec, nc if r < SHARED_STALL else 0.0, r))
-    cap = slice_cap(slo.alpha, need)
-    outcomes = [excess(o, cap) for o in observations]
-    log_e = log_e_value(log_wealth_prefixes(outcomes), 0, len(observations))
+    outcomes = [excess(o) for o in observations]
+    log_e = log_e_value(outcomes, trim=need - 1)
     kept = [typed[i] for i in _kept(range(len(typed)), outcomes, slo.alpha, need)]
     point = bound = None
     k_c, m_c = sum(r[2] for r in kept), sum(r[3] for r in kept)
@@ -133,6 +144,7 @@ def error_test(slices: Sequence[Slice], *, slo: SLOPolicy, z: float, need: int) 
         se = math.sqrt(inflate_c * pc * (1 - pc) / (m_c + 2) + inflate_s * ps * (1 - ps) / (n_s + 2))
         bound = point + z * se
     used = sum(1 for o in observations if o.n > 0)
+    limit = min(1.0, base + slo.max_error_delta)
     return SignalTest(
         kind=ViolationKind.ERRORS,
         e_value=_e(log_e),
@@ -143,6 +155,7 @@ def error_test(slices: Sequence[Slice], *, slo: SLOPolicy, z: float, need: int) 
         slices=used,
         requests=n_c,
         basis=f"{e_c:.0f} canary errors, stable {base:.2%}",
+        beyond=visible(k_c, m_c, limit),
     )
 
 
@@ -155,6 +168,11 @@ class _EdgeTest:
     outcomes: list[float]
     start: int
     warming_up: bool
+    #: Per slice: the canary's requests beyond the test latency, and its requests.
+    beyond: list[float] = field(default_factory=list)
+    totals: list[float] = field(default_factory=list)
+    #: Stable's share beyond the test latency over (1 + delta) over the step.
+    base: float = 0.0
 
 
 def _edge_outcomes(
@@ -184,13 +202,10 @@ def _edge_outcomes(
         seed=max(1, need - 1),
         max_warmup=slo.max_warmup_seconds,
     )
-    cap = slice_cap(slo.alpha, need)
     outcomes = []
     for b_s, k, total, allowance in zip(stable, beyond, n, allowed, strict=True):
         reference = max(base, allowance, hist.tail_share_beyond(b_s, edge / (1 + delta)) or 0.0)
-        outcomes.append(
-            excess(SliceObservation(k, total if reference < SHARED_STALL else 0.0, reference), cap)
-        )
+        outcomes.append(excess(SliceObservation(k, total if reference < SHARED_STALL else 0.0, reference)))
     return outcomes, shares, allowed, base
 
 
@@ -212,6 +227,7 @@ def _edge_test(
     outcomes, shares, allowed, base = _edge_outcomes(
         rows, stable_pool, stable, canary, edge, slo=slo, need=need, since=since
     )
+    totals = [hist.total(b) for b in canary]
     lower = max((b for b, _ in stable_pool if b < edge), default=0.0)
     delta = slo.max_latency_delta
     if lower > 0 and (hist.tail_share_beyond(stable_pool, lower / (1 + delta)) or 1.0) <= LOWER_EDGE_SHARE:
@@ -219,12 +235,19 @@ def _edge_test(
             rows, stable_pool, stable, canary, lower, slo=slo, need=need, since=since
         )
         outcomes = [(a + b) / 2 for a, b in zip(outcomes, low, strict=True)]
-    log_e = log_e_value(log_wealth_prefixes(outcomes), 0, len(rows))
+    log_e = log_e_value(outcomes, trim=need - 1)
     # The bounds read the slices after the last one the allowance excused (in excess of
     # stable's share, and covered by it); the newest one so: warming up.
-    excused = [i for i, (a, x) in enumerate(zip(allowed, shares, strict=True)) if a > base and x > base]
+    excused = [
+        i
+        for i, (a, x, t) in enumerate(zip(allowed, shares, totals, strict=True))
+        if a > base and visible(x * t, t, base)
+    ]
     start = max((i + 1 for i in excused), default=0)
-    return _EdgeTest(log_e, outcomes, start, bool(excused) and excused[-1] == len(rows) - 1)
+    beyond = [s * t for s, t in zip(shares, totals, strict=True)]
+    return _EdgeTest(
+        log_e, outcomes, start, bool(excused) and excused[-1] == len(rows) - 1, beyond, totals, base
+    )
 
 
 def latency_test(
@@ -270,6 +293,8 @@ def latency_test(
         bound = stable_p99 * (share_high / tail) ** (1 / index) / stable_low - 1
 
     counted = len(rows) - start
+    past = [i for i in kept if i < len(tested.beyond)]
+    beyond = visible(sum(tested.beyond[i] for i in past), sum(tested.totals[i] for i in past), tested.base)
     basis = f"{k_kept:.0f} of {n_kept:.0f} canary requests beyond stable's p99 {stable_p99 * 1000:.0f} ms; "
     basis += (
         f"test latency {edge * 1000:g} ms" if edge else "no bucket bound above the SLO's latency: untested"
@@ -288,6 +313,7 @@ def latency_test(
         slices=counted,
         requests=n_kept,
         basis=basis,
+        beyond=beyond,
     )
     return LatencyResult(test, rows[start - 1].end if start else None, tested.warming_up)
 
@@ -304,7 +330,8 @@ def _warm_slices(
 ) -> int:
     """How many leading slices the p99 bound leaves out as warm-up: up to the last one in which
     the canary put more than twice the quantile's share beyond stable's p99 while the same
-    fading allowance (``warmup.allowances``, read on that share) still covered it. The test
+    fading allowance (``warmup.allowances``, read on that share) still covered it, and the
+    excess was visible (``visible``), not one unlucky request among few. The test
     reads the bucket bound above the SLO; the bound reads stable's p99, where a fading warm-up
     shows longer."""
     shares = [k / t if t > 0 else 0.0 for k, t in zip(beyond, n, strict=True)]
@@ -316,17 +343,21 @@ def _warm_slices(
     )
     twice = 2 * tail
     return max(
-        (i + 1 for i, (a, x) in enumerate(zip(allowed, shares, strict=True)) if a > twice and x > twice),
+        (
+            i + 1
+            for i, (a, k, t) in enumerate(zip(allowed, beyond, n, strict=True))
+            if a > twice and visible(k, t, twice)
+        ),
         default=0,
     )
 
 
 def _kept(indices: Iterable[int], outcomes: Sequence[float], alpha: float, need: int) -> list[int]:
     """The slices the bounds read: all, but for a transient — at most ``need - 1`` slices whose
-    excess reached the per-slice cap, the most a burst the test ignores can touch. More capped
-    slices than that are the canary's behaviour, not a transient, and all are read."""
+    outcome reached ``sequential.outlier_level``, the most a burst the test trims can touch.
+    More such slices than that are the canary's behaviour, not a transient, and all are read."""
     chosen = list(indices)
-    cap = slice_cap(alpha, need)
+    cap = outlier_level(alpha, need)
     capped = {i for i in chosen if outcomes[i] >= cap - 1e-9}
     if not capped or len(capped) >= need:
         return chosen

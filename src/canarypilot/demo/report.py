@@ -133,7 +133,7 @@ def _weight_chart(record: RunRecord, out: Path) -> None:
 def _deltas_chart(record: RunRecord, out: Path) -> None:
     fig = _figure(2)
     lat_ax, err_ax = fig.subplots(2, 1, sharex=True)
-    rows = [r for r in record.rows() if r.analysis.get("latency_delta") is not None]
+    all_rows = record.rows()
     slo = record.slo
     for ax, key, scale, limit, label in (
         (lat_ax, "latency_delta", 100.0, slo.max_latency_delta, "p99 latency delta (%)"),
@@ -144,6 +144,9 @@ def _deltas_chart(record: RunRecord, out: Path) -> None:
             limit * scale * slo.severe_factor, color="#c62828", linestyle=":", linewidth=1, label="severe"
         )
         ax.axhline(0, color="#555555", linewidth=0.5)
+        # Each signal's own analyses: one may be unmeasured while the other is (no histogram
+        # from a canary that only errs).
+        rows = [r for r in all_rows if r.analysis.get(key) is not None]
         xs = [r.at - record.started for r in rows]
         ys = [float(r.analysis[key]) * scale for r in rows]
         ax.plot(xs, ys, color="#555555", linewidth=1)

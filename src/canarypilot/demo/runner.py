@@ -261,7 +261,8 @@ async def _start_metrics(
 
     scrape = ScrapeMetrics(
         {version: [s.address] for version, s in services.items()},
-        ScrapeSettings(interval_seconds=interval, retention_seconds=120),
+        # Every sample of the run stays: a step that holds until the deadline keeps its evidence.
+        ScrapeSettings(interval_seconds=interval, retention_seconds=max(120.0, options.pacing.deadline + 60)),
         query=settings.query,
         service=options.service,
     )

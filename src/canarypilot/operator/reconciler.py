@@ -6,8 +6,8 @@ Read it top to bottom. ``Operator.run`` waits for the Lease, then every
 
 1. an invalid spec gets the ``Invalid`` condition (written once per generation) and is
    left alone: no retry storm, no crash;
-2. a release seen for the first time adopts its Deployment: paused, its template's hash
-   recorded as stable (phase ``Idle``);
+2. a release seen for the first time adopts its Deployment once that is rolled out: paused,
+   its template's hash recorded as stable (phase ``Idle``);
 3. a checkpoint in the status that is not finished, or a template hash that is neither
    the stable one nor the last rejected one, starts a task that runs the release: the
    canary brought up, the controller run on the status store, then the workload's end
@@ -32,7 +32,7 @@ from canarypilot.metrics.base import MetricsProvider
 from canarypilot.operator.lease import LeaderElector, LeadershipLost
 from canarypilot.operator.resource import API_VERSION, PLURAL, InvalidRelease, Release, parse_release
 from canarypilot.operator.status import StatusStore, conditions, release_path
-from canarypilot.operator.workload import Workload, template_hash
+from canarypilot.operator.workload import Workload, rolled_out, template_hash
 from canarypilot.rollout import Phase, RolloutController
 from canarypilot.routing.base import Router
 from canarypilot.routing.gateway import HTTPRouteRouter
@@ -187,6 +187,10 @@ class Operator:
         primary = await workload.primary()
         digest = template_hash(primary)
         if not status.get("stableTemplateHash"):
+            if not rolled_out(primary):
+                # Adopt what the Deployment *runs*: paused before its first ReplicaSet is up, it
+                # would never start one, and the template recorded as stable would run nowhere.
+                return
             await workload.hold_primary()
             idle = "waiting for a new pod template on the Deployment"
             await self._write_status(
