@@ -153,7 +153,12 @@ class Decision:
             "stable": self.stable.to_dict(),
             "reasons": list(self.reasons),
             "violations": [
-                {"kind": v.kind.value, "delta": v.delta, "threshold": v.threshold, "severe": v.severe}
+                {
+                    "kind": v.kind.value,
+                    "delta": _json_number(v.delta),
+                    "threshold": v.threshold,
+                    "severe": v.severe,
+                }
                 for v in self.violations
             ],
         }

@@ -74,8 +74,7 @@ def test_no_verdict_before_the_slices_a_transient_could_fill() -> None:
     assert need == 4
     for t in range(1, need):
         assert verdict(awful[:t]).action is Action.HOLD, t
-    # the test trims the need - 1 slices a transient could touch: one slice more decides
-    assert verdict(awful[: need + 1]).action is Action.ROLLBACK
+    assert verdict(awful[:need]).action is Action.ROLLBACK
 
 
 def test_min_slices_follow_the_slice_length() -> None:
@@ -240,3 +239,13 @@ def test_the_json_keeps_the_v1_keys_and_adds_the_evidence() -> None:
 def test_alpha_must_be_a_probability() -> None:
     with pytest.raises(Exception, match="alpha"):
         SETTINGS.merged({"slo": {"alpha": 0.7}})
+
+
+def test_a_rollback_whose_delta_could_not_be_measured_is_still_valid_json() -> None:
+    # Seen in the demo: a latency rejection with no p99 to report (its delta NaN) crashed
+    # the controller's audit log instead of rolling back.
+    v = verdict(steady(8, canary_errors=0.6))
+    assert v.action is Action.ROLLBACK
+    broken = replace(v.decision, violations=tuple(replace(x, delta=math.nan) for x in v.decision.violations))
+    encoded = json.loads(json.dumps(broken.to_dict(), allow_nan=False))
+    assert encoded["violations"][0]["delta"] is None

@@ -1,4 +1,4 @@
-"""The pieces under ``decide``: the betting outcome, the trimmed e-value, the histogram readings, the warm-up.
+"""The pieces under ``decide``: the betting outcome, its cap, the histogram readings, the warm-up.
 
 Exact computations where the claim is about an expectation (binomial sums, not dice).
 """
@@ -10,7 +10,14 @@ import math
 import pytest
 
 from canarypilot.analysis import histogram as hist
-from canarypilot.analysis.sequential import STAKES, SliceObservation, excess, log_e_value, outlier_level
+from canarypilot.analysis.sequential import (
+    STAKES,
+    SliceObservation,
+    excess,
+    log_e_value,
+    log_wealth_prefixes,
+    slice_cap,
+)
 from canarypilot.analysis.signals import dispersion
 from canarypilot.analysis.warmup import allowances
 
@@ -25,51 +32,38 @@ def _binomial_mean(n: int, r: float, f) -> float:
 
 @pytest.mark.parametrize(("n", "r"), [(20, 0.01), (75, 0.0066), (300, 0.03), (1500, 0.01), (2000, 0.05)])
 def test_a_canary_at_the_reference_does_not_win_the_bet_on_average(n: int, r: float) -> None:
-    mean = _binomial_mean(n, r, lambda k: excess(SliceObservation(k, n, r)))
+    cap = slice_cap(0.01, 4)
+    mean = _binomial_mean(n, r, lambda k: excess(SliceObservation(k, n, r), cap))
     # the floor at -3 standard errors may lift the mean a hair, never more
     assert mean <= 2e-4
 
 
 @pytest.mark.parametrize(("n", "r"), [(20, 0.01), (300, 0.03), (1500, 0.01)])
 def test_every_outcome_keeps_every_gambler_solvent(n: int, r: float) -> None:
+    cap = slice_cap(0.01, 4)
     for k in range(n + 1):
-        u = excess(SliceObservation(k, n, r))
-        assert u >= -1.0
+        u = excess(SliceObservation(k, n, r), cap)
+        assert -1.0 <= u <= cap
         assert all(1 + lam * u > 0 for lam in STAKES)
 
 
-@pytest.mark.parametrize("trim", [1, 2, 4])
-def test_a_burst_on_no_more_slices_than_the_trim_adds_no_evidence_however_severe(trim: int) -> None:
-    quiet = [-0.2] * 10
-    burst = [1e6] * trim + quiet
-    assert log_e_value(burst, trim=trim) == pytest.approx(log_e_value(quiet, trim=trim))
-    assert log_e_value(burst, trim=trim) < 0
-    # one slice more than a transient touches is the canary's behaviour: it counts
-    assert log_e_value([1e6] * (trim + 1) + quiet, trim=trim) > math.log(100)
-
-
-def test_trimming_never_raises_the_e_value_so_its_error_rate_holds() -> None:
-    import random
-
-    rng = random.Random(7)
-    for _ in range(200):
-        outcomes = [rng.uniform(-1, 5) for _ in range(rng.randint(0, 12))]
-        for trim in (0, 1, 3):
-            assert log_e_value(outcomes, trim=trim) <= log_e_value(outcomes) + 1e-12
-
-
-def test_a_persistent_excess_wins_faster_than_the_old_per_slice_cap_allowed() -> None:
-    # 2 s slices, a 20 s transient: 12 slices needed. The old cap let a slice count 1.65x at
-    # most and a quiet slice 0.1x: a canary erring 3x its reference (u = 2) but with no error
-    # in one slice of five was still short of it after 40 slices; trimmed, it gets there.
-    level = outlier_level(0.01, 12)
-    capped = ([level] * 4 + [-1.0]) * 8
-    assert log_e_value(capped) < math.log(100)
-    assert log_e_value(([2.0] * 4 + [-1.0]) * 8, trim=11) > math.log(100)
+@pytest.mark.parametrize("need", [1, 3, 4, 6])
+def test_need_capped_slices_reach_one_over_alpha_and_one_fewer_never_do(need: int) -> None:
+    alpha = 0.01
+    cap = slice_cap(alpha, need)
+    prefixes = log_wealth_prefixes([cap] * need)
+    assert log_e_value(prefixes, 0, need) >= math.log(1 / alpha) - 1e-9
+    if need > 1:
+        assert log_e_value(prefixes, 0, need - 1) < math.log(1 / alpha)
 
 
 def test_a_slice_without_requests_is_no_evidence() -> None:
-    assert excess(SliceObservation(0, 0, 0.01)) == 0.0
+    assert excess(SliceObservation(0, 0, 0.01), 4.0) == 0.0
+
+
+def test_the_e_value_of_a_later_start_ignores_earlier_slices() -> None:
+    prefixes = log_wealth_prefixes([4.0, 4.0, -0.5, -0.5])
+    assert log_e_value(prefixes, 2, 4) == pytest.approx(log_e_value(log_wealth_prefixes([-0.5, -0.5]), 0, 2))
 
 
 def test_dispersion_is_one_for_binomial_spread_and_grows_with_correlation() -> None:

@@ -29,6 +29,9 @@ FAST_SETTINGS: dict[str, Any] = {
         "control_poll_seconds": 0.1,
     },
     "breaker": {"warmup_seconds": 0.0},
+    # The engine's time constants compressed with the 3 s steps (20 s and 180 s at the
+    # article's pace): otherwise each rung waits for 22 one-second slices.
+    "slo": {"max_transient_seconds": 2.0, "max_warmup_seconds": 9.0},
 }
 
 

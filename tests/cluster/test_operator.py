@@ -130,11 +130,6 @@ def assert_climbed(weights: list[int]) -> None:
     assert all(b <= 2 * a for a, b in zip(climb, climb[1:], strict=False)), weights
 
 
-@pytest.mark.xfail(
-    run=False,
-    reason="fails since engine v2 and the judged ladder were merged (2026-12-02), not yet diagnosed: "
-    "see the open issue's note",
-)
 def test_a_healthy_release_is_promoted_and_leaves_the_cluster_clean(
     cluster: Cluster, prom: LocalPrometheus, tmp_path: Path
 ) -> None:

@@ -32,7 +32,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from canarypilot.analysis import histogram as hist
-from canarypilot.analysis.sequential import SliceObservation, excess, log_e_value, outlier_level
+from canarypilot.analysis.sequential import (
+    SliceObservation,
+    excess,
+    log_e_value,
+    log_wealth_prefixes,
+    slice_cap,
+)
 from canarypilot.analysis.warmup import allowances
 from canarypilot.model import SignalTest, Slice, ViolationKind
 from canarypilot.policy import SLOPolicy
@@ -131,8 +137,9 @@ def error_test(slices: Sequence[Slice], *, slo: SLOPolicy, z: float, need: int) 
     for es, ns, ec, nc in typed:
         r = max(base, es / ns if ns > 0 else base) + slo.max_error_delta
         observations.append(SliceObservation(ec, nc if r < SHARED_STALL else 0.0, r))
-    outcomes = [excess(o) for o in observations]
-    log_e = log_e_value(outcomes, trim=need - 1)
+    cap = slice_cap(slo.alpha, need)
+    outcomes = [excess(o, cap) for o in observations]
+    log_e = log_e_value(log_wealth_prefixes(outcomes), 0, len(observations))
     kept = [typed[i] for i in _kept(range(len(typed)), outcomes, slo.alpha, need)]
     point = bound = None
     k_c, m_c = sum(r[2] for r in kept), sum(r[3] for r in kept)
@@ -202,10 +209,13 @@ def _edge_outcomes(
         seed=max(1, need - 1),
         max_warmup=slo.max_warmup_seconds,
     )
+    cap = slice_cap(slo.alpha, need)
     outcomes = []
     for b_s, k, total, allowance in zip(stable, beyond, n, allowed, strict=True):
         reference = max(base, allowance, hist.tail_share_beyond(b_s, edge / (1 + delta)) or 0.0)
-        outcomes.append(excess(SliceObservation(k, total if reference < SHARED_STALL else 0.0, reference)))
+        outcomes.append(
+            excess(SliceObservation(k, total if reference < SHARED_STALL else 0.0, reference), cap)
+        )
     return outcomes, shares, allowed, base
 
 
@@ -235,7 +245,7 @@ def _edge_test(
             rows, stable_pool, stable, canary, lower, slo=slo, need=need, since=since
         )
         outcomes = [(a + b) / 2 for a, b in zip(outcomes, low, strict=True)]
-    log_e = log_e_value(outcomes, trim=need - 1)
+    log_e = log_e_value(log_wealth_prefixes(outcomes), 0, len(rows))
     # The bounds read the slices after the last one the allowance excused (in excess of
     # stable's share, and covered by it); the newest one so: warming up.
     excused = [
@@ -354,10 +364,10 @@ def _warm_slices(
 
 def _kept(indices: Iterable[int], outcomes: Sequence[float], alpha: float, need: int) -> list[int]:
     """The slices the bounds read: all, but for a transient — at most ``need - 1`` slices whose
-    outcome reached ``sequential.outlier_level``, the most a burst the test trims can touch.
-    More such slices than that are the canary's behaviour, not a transient, and all are read."""
+    excess reached the per-slice cap, the most a burst the test ignores can touch. More capped
+    slices than that are the canary's behaviour, not a transient, and all are read."""
     chosen = list(indices)
-    cap = outlier_level(alpha, need)
+    cap = slice_cap(alpha, need)
     capped = {i for i in chosen if outcomes[i] >= cap - 1e-9}
     if not capped or len(capped) >= need:
         return chosen
