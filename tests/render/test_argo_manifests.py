@@ -134,9 +134,10 @@ def test_the_gate_template_follows_the_breaker_settings() -> None:
     assert guard["count"] == 5 and guard["interval"] == "15s"
     assert guard["consecutiveErrorLimit"] == 30  # 300 s of outage at Argo's 10 s error retry
     assert guard["failureCondition"] == 'result == "rollback"' and "successCondition" not in guard
-    assert pace["initialDelay"] == f"{breaker.warmup_seconds + 60:.0f}s"
+    # asked throughout the same window: one pass takes the rung, a window of waits pauses
+    assert (pace["initialDelay"], pace["interval"], pace["count"]) == (guard["initialDelay"], "15s", 5)
     assert (pace["successCondition"], pace["failureCondition"]) == ('result == "pass"', 'result == "fail"')
-    assert pace["inconclusiveLimit"] == 0 and pace["count"] == 1
+    assert pace["inconclusiveLimit"] == 4 and pace["failureLimit"] == 0
     assert pace["provider"]["web"]["jsonPath"] == "{$.gate}"
     assert "target_weight={{args.target-weight}}" in pace["provider"]["web"]["url"]
     assert "&weight={{args.weight}}" in pace["provider"]["web"]["url"]

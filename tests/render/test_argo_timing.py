@@ -19,14 +19,16 @@ def metrics(**timing: int) -> dict[str, dict[str, object]]:
 def test_the_default_warmup_is_the_breakers() -> None:
     found = metrics()
     assert found["slo-guard"]["initialDelay"] == "30s"
-    assert found["safe-weight"]["initialDelay"] == "90s"  # warm-up + observe (60 s)
+    assert found["safe-weight"]["initialDelay"] == "30s"  # asked from the warm-up's end on
+    # every 15 s of the 240 s window: 17 answers, 16 of which may be "wait"
+    assert (found["safe-weight"]["count"], found["safe-weight"]["inconclusiveLimit"]) == (17, 16)
 
 
 def test_compressed_timings_keep_the_guard_covering_the_observation_window() -> None:
     found = metrics(warmup_seconds=1, observe_seconds=2, interval_seconds=1)
     guard, gate = found["slo-guard"], found["safe-weight"]
     assert (guard["initialDelay"], guard["interval"], guard["count"]) == ("1s", "1s", 3)
-    assert gate["initialDelay"] == "3s" and gate["count"] == 1
+    assert (gate["initialDelay"], gate["count"], gate["inconclusiveLimit"]) == ("1s", 3, 2)
     assert guard["failureLimit"] == 0  # one rollback answer aborts: the evidence has already accumulated
 
 
@@ -41,4 +43,4 @@ def test_the_cli_takes_the_warmup(capsys: pytest.CaptureFixture[str]) -> None:
               "--interval", "2"])  # fmt: skip
     assert stop.value.code == 0
     out = capsys.readouterr().out
-    assert "initialDelay: 5s" in out and "initialDelay: 9s" in out and "count: 3" in out
+    assert "initialDelay: 5s" in out and "count: 3" in out and "inconclusiveLimit: 2" in out

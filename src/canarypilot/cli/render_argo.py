@@ -13,6 +13,7 @@ import typer
 
 from canarypilot._version import IMAGE
 from canarypilot.cli.common import friendly_errors, settings_from
+from canarypilot.render.argo import DEFAULT_OBSERVE_SECONDS
 
 HELP = (
     "Argo Rollouts manifests: a Rollout (nginx traffic routing through a stable Ingress) that climbs "
@@ -52,7 +53,9 @@ def argo(
         help="The ladder of weights (percent, increasing); every rung after the first is gated.",
     ),
     observe: int = typer.Option(
-        60, help="Seconds each rung is observed (after the warm-up) before its gate."
+        DEFAULT_OBSERVE_SECONDS,
+        help="Seconds each rung is observed after the warm-up; the gate is asked every --interval "
+        "of it, and one pass (with no fail) takes the rung when it ends.",
     ),
     interval: int = typer.Option(15, help="Seconds between SLO guard measurements."),
     warmup: int | None = typer.Option(

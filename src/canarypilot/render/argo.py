@@ -7,10 +7,13 @@ analysis service whether the canary may take it (``/analyze?target_weight=N``):
 
 * ``slo-guard`` measures every ``interval`` after the warm-up and fails the run once
   ``breaker.consecutive_violations`` measurements said ``rollback``: the rollout aborts;
-* ``safe-weight`` measures once, at the end of the observation window: ``gate`` is
-  ``pass`` (safe weight covers the rung: go on), ``fail`` (abort) or ``wait``
-  (no data yet, or a safe weight below the rung): Inconclusive, so Argo pauses the
-  rollout for a person — missing data neither passes nor aborts at once;
+* ``safe-weight`` measures at every interval of the same window: ``gate`` is ``pass``
+  (the ladder lets the canary take the rung: Successful), ``fail`` (abort at once) or
+  ``wait`` (no verdict yet, or a safe weight below the rung: Inconclusive). Up to
+  ``count - 1`` waits are allowed, so one pass during the window takes the rung when the
+  window ends; a window of waits only is Inconclusive, and Argo pauses the rollout for a
+  person — missing data neither passes nor aborts at once. (Argo cannot end a metric
+  early on success: every rung lasts the whole window.)
 * a metrics outage is a non-2xx answer, an Error that Argo retries every 10 s; after
   ``breaker.metrics_outage_seconds`` of errors in a row the run errors and the
   rollout aborts (fail toward stable).
@@ -38,6 +41,12 @@ DEFAULT_STEPS = (5, 10, 20, 35, 50, 75, 100)
 #: Argo retries a measurement that errored after this long (analysis.DefaultErrorRetryInterval).
 ARGO_ERROR_RETRY_SECONDS = 10
 TOKEN_PATH = "/var/run/canarypilot/token"
+#: Each rung's observation window after its warm-up. The engine needs ``min_slices`` slices
+#: (3 of 30 s at the defaults), the scrape lag and the slice grid's alignment before its first
+#: verdict, and longer for its bounds to narrow enough for the next rung: 60 s answered
+#: "wait" on every rung of the simulated suite (tuning seeds 1000-1004); 240 s promoted
+#: or rolled back 2 of 3 runs there (docs/argo.md).
+DEFAULT_OBSERVE_SECONDS = 240
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +65,7 @@ class ArgoOptions:
     ingress_host: str | None = None
     ingress_class: str = "nginx"
     steps: tuple[int, ...] = DEFAULT_STEPS
-    observe_seconds: int = 60
+    observe_seconds: int = DEFAULT_OBSERVE_SECONDS
     interval_seconds: int = 15
     token_secret: str | None = None
     #: Seconds before each rung's first measurement; None: the breaker's warm-up.
@@ -157,11 +166,14 @@ def gate_template(options: ArgoOptions, settings: Settings) -> dict[str, Any]:
                     "provider": {"web": {**web, "jsonPath": "{$.status}"}},
                 },
                 {
+                    # Asked at every interval of the window: one "pass" (and no "fail") lets the
+                    # rung be taken when the window ends; "wait" at every measurement pauses.
                     "name": "safe-weight",
-                    "initialDelay": f"{warmup + options.observe_seconds}s",
-                    "count": 1,
+                    "initialDelay": f"{warmup}s",
+                    "interval": f"{options.interval_seconds}s",
+                    "count": guard_count,
                     "failureLimit": 0,
-                    "inconclusiveLimit": 0,
+                    "inconclusiveLimit": guard_count - 1,
                     "consecutiveErrorLimit": errors,
                     "successCondition": 'result == "pass"',
                     "failureCondition": 'result == "fail"',

@@ -74,8 +74,14 @@ def article_template(url: str, workdir: Path) -> Path:
 
 
 def rendered_template(analyzer: str, workdir: Path, token_secret: str | None = None) -> Path:
+    # A 60 s window (five measurements of each metric) instead of the default 240 s: the
+    # counts and limits follow the window, and five answers show every rule.
     options = ArgoOptions(
-        service="unused", image="unused:1", analyzer_url=analyzer, token_secret=token_secret
+        service="unused",
+        image="unused:1",
+        analyzer_url=analyzer,
+        token_secret=token_secret,
+        observe_seconds=60,
     )
     doc = next(d for d in render_argo(options, Settings()) if d["kind"] == "AnalysisTemplate")
     path = workdir / f"rendered-gate-{token_secret or 'open'}.yaml"
@@ -84,8 +90,11 @@ def rendered_template(analyzer: str, workdir: Path, token_secret: str | None = N
 
 
 #: The rendered gate's durations, shrunk so a case takes seconds (counts, limits and
-#: conditions stay as rendered): guard every second, the gate after the guard's five.
-FAST = {"slo-guard": {"interval": "1s", "initialDelay": "1s"}, "safe-weight": {"initialDelay": "6s"}}
+#: conditions stay as rendered): both metrics asked every second, five times.
+FAST = {
+    "slo-guard": {"interval": "1s", "initialDelay": "1s"},
+    "safe-weight": {"interval": "1s", "initialDelay": "1s"},
+}
 GUARD_OK = ["Successful"] * 5
 
 
@@ -132,7 +141,7 @@ def cases(live: Served, down: Served, guarded: Served, workdir: Path) -> list[di
                 "run": "Successful",
                 "metrics": {
                     "slo-guard": {"phase": "Successful", "measurements": GUARD_OK},
-                    "safe-weight": {"phase": "Successful", "measurements": ["Successful"], "value": '"pass"'},
+                    "safe-weight": {"phase": "Successful", "measurements": GUARD_OK, "value": '"pass"'},
                 },
             },
         ),
@@ -144,9 +153,10 @@ def cases(live: Served, down: Served, guarded: Served, workdir: Path) -> list[di
                 "run": "Inconclusive",
                 "metrics": {
                     "slo-guard": {"phase": "Successful", "measurements": GUARD_OK},
+                    # four waits are allowed (inconclusiveLimit = count - 1); the fifth pauses
                     "safe-weight": {
                         "phase": "Inconclusive",
-                        "measurements": ["Inconclusive"],
+                        "measurements": ["Inconclusive"] * 5,
                         "value": '"wait"',
                     },
                 },
@@ -174,7 +184,7 @@ def cases(live: Served, down: Served, guarded: Served, workdir: Path) -> list[di
                 "run": "Inconclusive",
                 "metrics": {
                     "slo-guard": {"phase": "Successful", "measurements": GUARD_OK},
-                    "safe-weight": {"phase": "Inconclusive", "measurements": ["Inconclusive"]},
+                    "safe-weight": {"phase": "Inconclusive", "measurements": ["Inconclusive"] * 5},
                 },
             },
         ),
