@@ -22,7 +22,7 @@ RELEASES = "/apis/canarypilot.io/v1alpha1"
 CANARY_WEIGHT = "nginx.ingress.kubernetes.io/canary-weight"
 #: The rollout's compressed timings, and the analysis sliced by the data's own 1 s samples
 #: (the default 30 s slices would make every step wait half a minute for its first slice).
-POLICY: dict[str, Any] = {**FAST_SETTINGS, "query": {"slice_seconds": 1.0, "scrape_interval_seconds": 1.0}}
+POLICY: dict[str, Any] = FAST_SETTINGS
 
 
 def workload(namespace: str, app: str, image: str) -> list[dict[str, Any]]:

@@ -32,6 +32,8 @@ FAST_SETTINGS: dict[str, Any] = {
     # The engine's time constants compressed with the 3 s steps (20 s and 180 s at the
     # article's pace): otherwise each rung waits for 22 one-second slices.
     "slo": {"max_transient_seconds": 2.0, "max_warmup_seconds": 9.0},
+    # One-second slices of the one-second samples dense_prometheus writes.
+    "query": {"slice_seconds": 1.0, "scrape_interval_seconds": 1.0},
 }
 
 

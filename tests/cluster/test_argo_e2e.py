@@ -355,11 +355,6 @@ def test_the_articles_rollout_is_refused_and_its_fixed_template_passes_a_regress
     assert [w for w in seen if w] == [25, 50, 75, 100] and not final["status"].get("abort")
 
 
-@pytest.mark.xfail(
-    run=False,
-    reason="fails since engine v2 and the judged ladder were merged (2026-12-02), not yet diagnosed: "
-    "see the open issue's note",
-)
 # canarypilot's own controller needs no Argo: it runs on the first cluster only.
 @pytest.mark.parametrize("argo_cluster", [ARGO_VERSIONS[0]], indirect=True)
 def test_canarypilots_own_controller_promotes_through_ingress_and_rolls_back_through_gateway(

@@ -15,7 +15,7 @@ import pytest
 import canarypilot
 from canarypilot.local.processes import free_port
 from canarypilot.local.prometheus import LocalPrometheus
-from tests.service.live import live_prometheus, scenarios
+from tests.service.live import live_prometheus
 from tests.support.image import BuiltImage, ImageUnavailable, build_image, run_image, serve_container
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -39,24 +39,25 @@ def prom(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPrometheus]:
         yield running
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="since engine v2 (2026-12-02) serve answers hold, not proceed, on this test's backfilled "
-    "healthy data: not yet diagnosed (the image itself builds, runs as uid 10001 and answers)",
-)
 def test_serve_from_the_image_answers_from_a_real_prometheus(
     image: BuiltImage, prom: LocalPrometheus
 ) -> None:
-    data = scenarios(0.0)
-    with serve_container(image.name, ["--prometheus", prom.url]) as served:
+    # The backfilled samples are 30 s apart: the analyzer is told so, as a deployment whose
+    # Prometheus scrapes every 30 s must be (with 15 s assumed, a 30 s slice holds one sample
+    # and nothing can be read: "no usable slice").
+    env = {"CANARYPILOT_QUERY__SCRAPE_INTERVAL_SECONDS": "30"}
+    with serve_container(image.name, ["--prometheus", prom.url], env=env) as served:
         health = httpx.get(f"{served.url}/healthz", timeout=10)
         assert health.status_code == 200, health.text
 
         healthy = httpx.get(f"{served.url}/analyze", params={"service": "healthy"}, timeout=10).json()
         assert healthy["status"] == "proceed" and healthy["weight"] == 100.0
-        assert healthy["canary"]["requests"] == pytest.approx(
-            data["healthy"].requests("v2-canary", 300), rel=0.02
-        )
+        # The step's evidence starts where the data shows the canary's share began: the
+        # canary's requests are those of the slices from there to now (5 per second).
+        step = healthy["step"]
+        assert step["weight"] == pytest.approx(20.0, abs=1.0)
+        seconds = healthy["at"] - step["since"]
+        assert healthy["canary"]["requests"] == pytest.approx(5 * seconds, rel=0.1)
 
         regressed = httpx.get(
             f"{served.url}/analyze", params={"service": "regressed", "target_weight": "20"}, timeout=10
