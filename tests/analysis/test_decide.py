@@ -249,3 +249,15 @@ def test_a_rollback_whose_delta_could_not_be_measured_is_still_valid_json() -> N
     broken = replace(v.decision, violations=tuple(replace(x, delta=math.nan) for x in v.decision.violations))
     encoded = json.loads(json.dumps(broken.to_dict(), allow_nan=False))
     assert encoded["violations"][0]["delta"] is None
+
+
+def test_a_canary_measured_past_its_limit_holds_until_the_test_decides() -> None:
+    # +3.5 points of errors (limit +2): more than the noise, not yet enough for the test.
+    v = verdict(steady(6, canary_errors=0.04))
+    assert v.action is Action.HOLD
+    assert v.decision.evidence is not None and v.decision.evidence.errors is not None
+    assert v.decision.evidence.errors.beyond and not v.decision.evidence.errors.rejects
+    assert any("error delta +3.50 points is beyond its limit" in r for r in v.reasons), v.reasons
+    # the same canary at the stable's error rate is not held by that rule
+    within = verdict(steady(6))
+    assert not any("is beyond its limit" in r for r in within.reasons)

@@ -47,26 +47,8 @@ def _verdict_reasons(result: DemoResult) -> list[str]:
     return [r for e in result.record.events if e.kind is EventKind.VERDICT for r in e.data.get("reasons", [])]
 
 
-_V2_MISSES: set[str] = set()
-
-
 @pytest.mark.parametrize("backend", [Backend.EMBEDDED, Backend.REAL])
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(
-            name,
-            marks=pytest.mark.xfail(
-                run=False,
-                reason="issue 10 miss: engine v2 holds a regressed demo canary at 5 % past the demo's "
-                "180 s (latency-regression timed out after 183 s, warm-up allowance and slice count)",
-            ),
-        )
-        if name in _V2_MISSES
-        else name
-        for name in SCENARIOS
-    ],
-)
+@pytest.mark.parametrize("name", list(SCENARIOS))
 async def test_each_scenario_reaches_its_expected_outcome(
     name: str, backend: Backend, tmp_path: Path
 ) -> None:

@@ -188,8 +188,8 @@ def _hold_reasons(cleaned: Cleaned, tests: _Tests, need: int) -> list[str]:
             f"{tests.latency_slices} slice(s) of latency evidence after the warm-up, {need} needed"
         )
     for test in (tests.errors, tests.latency):
-        # Measured worse than the SLO allows, not yet decided (the test trims what a transient
-        # could touch): more traffic would be a bet against what is measured.
+        # Measured worse than the SLO allows, not yet decided (one slice counts for at most the
+        # test's cap): more traffic would be a bet against what is measured.
         if test is not None and test.beyond and test.point is not None and test.point > test.threshold:
             what = "p99" if test.kind is ViolationKind.LATENCY else "error"
             reasons.append(

@@ -184,8 +184,9 @@ class Pacing:
                 "scrape_interval_seconds": self.scrape_interval,
             },
             "scrape": {"interval_seconds": self.scrape_interval},
-            # The engine's two time constants, compressed like the pauses: a transient the test
-            # trims and the longest warm-up it forgives (20 s and 180 s at the article's pace).
+            # The engine's two time constants, compressed like the pauses: the longest transient
+            # that cannot roll back alone and the longest warm-up forgiven (20 s and 180 s at
+            # the article's pace).
             "slo": {"max_transient_seconds": self.pause / 2, "max_warmup_seconds": 3 * self.pause},
             "breaker": {
                 "warmup_seconds": self.warmup_grace,
