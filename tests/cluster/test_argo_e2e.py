@@ -42,7 +42,7 @@ from tests.cluster.controllers import (
     kwok_stages,
 )
 from tests.cluster.controlplane import ControlPlaneParts, control_plane
-from tests.service.live import ANALYZER_ENV, live_prometheus, serve
+from tests.service.live import live_prometheus, serve
 from tests.support.image import ImageUnavailable, build_image, serve_container
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -101,7 +101,7 @@ def analyzer(prom: LocalPrometheus, tmp_path_factory: pytest.TempPathFactory) ->
         with serve(prom.url, tmp_path_factory.mktemp("serve")) as served:
             yield served.url
         return
-    with serve_container(image.name, ["--prometheus", prom.url], env=ANALYZER_ENV) as container:
+    with serve_container(image.name, ["--prometheus", prom.url]) as container:
         yield container.url
 
 

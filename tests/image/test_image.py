@@ -15,7 +15,7 @@ import pytest
 import canarypilot
 from canarypilot.local.processes import free_port
 from canarypilot.local.prometheus import LocalPrometheus
-from tests.service.live import ANALYZER_ENV, live_prometheus
+from tests.service.live import live_prometheus
 from tests.support.image import BuiltImage, ImageUnavailable, build_image, run_image, serve_container
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -42,7 +42,7 @@ def prom(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPrometheus]:
 def test_serve_from_the_image_answers_from_a_real_prometheus(
     image: BuiltImage, prom: LocalPrometheus
 ) -> None:
-    with serve_container(image.name, ["--prometheus", prom.url], env=ANALYZER_ENV) as served:
+    with serve_container(image.name, ["--prometheus", prom.url]) as served:
         health = httpx.get(f"{served.url}/healthz", timeout=10)
         assert health.status_code == 200, health.text
 

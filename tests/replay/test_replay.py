@@ -98,7 +98,7 @@ def test_same_verdicts_at_the_same_instants_as_the_live_analysis(
     prometheus: LocalPrometheus, service: str
 ) -> None:
     walker, queries = _walker(prometheus.url, service)
-    assert queries == 4, "one range query per signal and one staleness query, for the whole range"
+    assert queries == 5, "one range query per signal, one staleness query and one scrape-interval probe"
     replayed = walker.run(SETTINGS)
     assert replayed, "the release was replayed"
     got = [
@@ -145,7 +145,7 @@ def test_cli_compares_policies_side_by_side(prometheus: LocalPrometheus, tmp_pat
     done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
-    assert report["queries"] == 4
+    assert report["queries"] == 5
     by_name = {p["config"]: p for p in report["policies"]}
     assert by_name["default"]["releases"][0]["first_rollback"] is not None
     assert by_name["default"]["releases"][0]["spared_bad_requests"] > 0

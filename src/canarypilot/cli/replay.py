@@ -111,7 +111,7 @@ async def _replay(
         fetched = await fetch_slices(provider, target, start=t0, end=t1, slicing=slicing)
     walker = Walker(
         fetched.history,
-        slicing,
+        fetched.slicing,
         interval=first.rollout.analysis_interval_seconds if interval is None else interval,
     )
     found = releases(walker)

@@ -50,12 +50,15 @@ class Slicing:
     """How a step is cut into slices.
 
     ``lookback_seconds`` bounds the search for the step's start when it is not given.
+    ``measure_interval`` asks a provider that can (Prometheus) to measure the scrape
+    interval from the data first; ``scrape_interval`` stands until it has.
     """
 
     slice_seconds: float = 30.0
     scrape_interval: float = 15.0
     lag_seconds: float = 15.0
     lookback_seconds: float = 1800.0
+    measure_interval: bool = False
 
     def __post_init__(self) -> None:
         for name in ("slice_seconds", "scrape_interval", "lookback_seconds"):
@@ -67,18 +70,18 @@ class Slicing:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Slicing:
-        """The slicing the settings describe: Prometheus' scrape interval when a URL is set,
-        the embedded scraper's otherwise."""
-        interval = (
-            settings.query.scrape_interval_seconds
-            if settings.prometheus.url
-            else settings.scrape.interval_seconds
-        )
+        """The slicing the settings describe: Prometheus' scrape interval when a URL is set
+        (measured from the data when ``query.scrape_interval_seconds`` is unset), the
+        embedded scraper's otherwise."""
+        told = settings.query.scrape_interval_seconds
+        prometheus = bool(settings.prometheus.url)
+        interval = told or 15.0 if prometheus else settings.scrape.interval_seconds
         return cls(
             slice_seconds=settings.query.slice_seconds,
             scrape_interval=interval,
             lag_seconds=settings.rollout.scrape_lag_seconds,
             lookback_seconds=settings.service.step_lookback_seconds,
+            measure_interval=prometheus and told is None,
         )
 
     @property

@@ -72,6 +72,8 @@ class PrometheusMetrics:
         self._now = now
         self._sleep = sleep
         self.queries_sent = 0
+        #: Scrape intervals measured from the data: ``(seconds or None, measured at)`` per service.
+        self.measured_intervals: dict[str, tuple[float | None, float]] = {}
         headers = self._headers(settings)
         userinfo = settings.url.partition("://")[2].partition("/")[0].rpartition("@")[0]
         self._secrets = [
@@ -228,16 +230,14 @@ class PrometheusMetrics:
             params["time"] = f"{at:.3f}"
         return await self._get_with_retries("/api/v1/query", params, query)
 
+    async def samples(self, query: str, *, at: float) -> Any:
+        """Run one instant query for a range vector (raw samples); the payload, checked to be a matrix."""
+        return _matrix_payload(await self._query(query, at=at), query)
+
     async def range_query(self, query: str, *, start: float, end: float, step: float) -> Any:
         """Run one range query (``/api/v1/query_range``); the raw payload, checked to be a matrix."""
         params = {"query": query, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step:g}"}
-        payload = await self._get_with_retries("/api/v1/query_range", params, query)
-        data = payload.get("data")
-        if not isinstance(data, dict):
-            raise MetricsUnavailable("Prometheus answer has no data object")
-        if data.get("resultType") != "matrix":
-            raise QueryError(f"expected a range vector, got {data.get('resultType')!r}", query=query)
-        return payload
+        return _matrix_payload(await self._get_with_retries("/api/v1/query_range", params, query), query)
 
     async def history(
         self,
@@ -428,6 +428,16 @@ def _samples(payload: Any, query: str) -> list[tuple[dict[str, str], float]]:
             raise MetricsUnavailable(f"malformed sample in Prometheus answer: {item!r:.200}") from None
         out.append(({str(k): str(v) for k, v in labels.items()}, value))
     return out
+
+
+def _matrix_payload(payload: Any, query: str) -> Any:
+    """``payload`` when it holds a range vector (a matrix)."""
+    data = payload.get("data") if isinstance(payload, dict) else None
+    if not isinstance(data, dict):
+        raise MetricsUnavailable("Prometheus answer has no data object")
+    if data.get("resultType") != "matrix":
+        raise QueryError(f"expected a range vector, got {data.get('resultType')!r}", query=query)
+    return payload
 
 
 def _parse_vector(payload: Any, query: str, job_label: str, version_label: str) -> Series:

@@ -8,6 +8,11 @@ A fourth, instant query reads the newest sample's timestamp for staleness. The
 slice grid is absolute (``history.Slicing``), so steps that began at different
 times share the same three range queries; each step keeps the slices after its start.
 
+When ``query.scrape_interval_seconds`` is unset, the slices' length is not guessed: the
+scrape interval is measured from the request counter's raw samples (``measure``), the
+largest median gap between samples of any of its series, so a 30 s scrape gets 60 s slices
+(two samples each) without being told. It is measured again every five minutes.
+
 A custom ``query.latency_template`` returns a quantile, not buckets: its slices carry
 no histogram and the step's p99 is one instant query over the step.
 """
@@ -17,9 +22,10 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from canarypilot._exceptions import MetricsUnavailable
+from canarypilot._exceptions import MetricsUnavailable, QueryError
 from canarypilot.metrics import promql
 from canarypilot.metrics.history import Fetched, Key, Slicing, StepQuery, assemble, fetch_range
 from canarypilot.metrics.selectors import render, selector
@@ -32,6 +38,13 @@ if TYPE_CHECKING:
 _BUCKET_INCREASE = "sum by (le, $by) (increase($latency_metric{$selector}[$window]))"
 _STALENESS = "max by ($by) (timestamp($requests_metric{$selector}))"
 _DEFAULT_LATENCY = QueryPolicy.model_fields["latency_template"].default
+#: How far back raw samples are read to measure the scrape interval: 20 samples at
+#: 15 s scrapes, still two at 150 s.
+PROBE_SECONDS = 300
+#: How long a measured interval stands before it is measured again.
+MEASURED_FOR_SECONDS = 300.0
+#: Services whose interval is remembered; past this the memory starts afresh.
+MAX_MEASURED = 10_000
 
 
 async def fetch_histories(
@@ -41,10 +54,12 @@ async def fetch_histories(
     if not steps:
         return {}
     q = provider.query
-    oldest, ends = fetch_range(steps, slicing, at)
-    sliced = q.model_copy(update={"window": f"{round(slicing.length * 1000)}ms"})
+    if slicing.measure_interval:
+        slicing = await measure(provider, slicing, steps, at)
     targets = [s.target for s in steps]
     sel = selector(q, sorted({t.service for t in targets}), _versions(targets))
+    oldest, ends = fetch_range(steps, slicing, at)
+    sliced = q.model_copy(update={"window": f"{round(slicing.length * 1000)}ms"})
     by = f"{q.job_label}, {q.version_label}"
     labels = (q.job_label, q.version_label)
     has_buckets = q.latency_template == _DEFAULT_LATENCY
@@ -83,6 +98,63 @@ async def fetch_histories(
             p99 = results[3]
         fetched = Fetched(ends, requests, errors, buckets, newest, p99)
     return {s.target: assemble(s, fetched, slicing, at=at, quantile=q.quantile) for s in steps}
+
+
+async def measure(
+    provider: PrometheusMetrics, slicing: Slicing, steps: Sequence[StepQuery], at: float
+) -> Slicing:
+    """``slicing`` with the scrape interval the data shows at ``at``: the slowest of the
+    batch's services, each measured once per ``MEASURED_FOR_SECONDS`` (a service without
+    two samples yet is asked again after a tenth of that). Unchanged while none has data."""
+    q = provider.query
+    known = provider.measured_intervals
+    services = sorted({s.target.service for s in steps})
+
+    def fresh(service: str) -> bool:
+        if service not in known:
+            return False
+        interval, measured_at = known[service]
+        stands = MEASURED_FOR_SECONDS if interval is not None else MEASURED_FOR_SECONDS / 10
+        return 0 <= at - measured_at < stands
+
+    missing = [service for service in services if not fresh(service)]
+    if missing:
+        sel = selector(q, missing, _versions([s.target for s in steps]))
+        text = f"{q.requests_metric}{{{sel}}}[{PROBE_SECONDS}s]"
+        try:
+            series = _series(await provider.samples(text, at=at), text)
+        except QueryError:
+            # A store that refuses raw samples still answers the slices: keep the default.
+            series = []
+        if len(known) > MAX_MEASURED:
+            known.clear()
+        for service in missing:
+            known[service] = (
+                scrape_interval([p for labels, p in series if labels.get(q.job_label) == service]),
+                at,
+            )
+    measured = [interval for service in services if (interval := known[service][0]) is not None]
+    if not measured:
+        return slicing
+    return replace(slicing, scrape_interval=max(measured), measure_interval=False)
+
+
+def scrape_interval(series: Sequence[Sequence[tuple[float, float]]]) -> float | None:
+    """The slowest series' median gap between samples, in whole milliseconds, at most an
+    hour; ``None`` when no series has two samples.
+
+    >>> scrape_interval([[(0, 1), (15, 2), (30, 3)], [(0, 1), (30, 2), (60, 4)]])
+    30.0
+    """
+    medians = []
+    for points in series:
+        stamps = sorted({t for t, _ in points})
+        gaps = sorted(b - a for a, b in zip(stamps, stamps[1:], strict=False))
+        if gaps:
+            medians.append(gaps[len(gaps) // 2])
+    if not medians or max(medians) <= 0:
+        return None
+    return min(3600.0, round(max(medians), 3))
 
 
 def _versions(targets: Sequence[Target]) -> list[str]:

@@ -254,8 +254,14 @@ class QueryPolicy(_Section):
             "than two scrape intervals, so every slice's increase() has two samples."
         ),
     )
-    scrape_interval_seconds: float = Field(
-        15.0, gt=0, le=3600, description="How often Prometheus scrapes the versions (its scrape_interval)."
+    scrape_interval_seconds: float | None = Field(
+        None,
+        gt=0,
+        le=3600,
+        description=(
+            "How often Prometheus scrapes the versions (its scrape_interval). Unset: measured "
+            "from the request counter's samples every 5 minutes (15 s until there are two)."
+        ),
     )
     extra_selector: str = Field(
         "", description='Extra label matchers added to every selector, e.g. namespace="prod".'

@@ -28,7 +28,7 @@ from typing import Any
 from canarypilot._exceptions import ConfigError, MetricsUnavailable, QueryError
 from canarypilot.metrics.history import Slicing, StepQuery
 from canarypilot.metrics.prometheus import PrometheusMetrics
-from canarypilot.metrics.prometheus_history import fetch_histories
+from canarypilot.metrics.prometheus_history import fetch_histories, measure
 from canarypilot.metrics.selectors import render, selector
 from canarypilot.model import Slice, StepHistory, Target, validate_name
 from canarypilot.policy import QueryPolicy
@@ -150,10 +150,14 @@ async def fetch_slices(
     provider: PrometheusMetrics, target: Target, *, start: float, end: float, slicing: Slicing
 ) -> Sliced:
     """The slices of ``[start, end]`` with the live analysis' own range queries (one per
-    signal, plus its staleness query), a day at a time."""
+    signal, plus its staleness query), a day at a time; the scrape interval, unless set,
+    measured once from the raw samples before ``end``."""
     if not math.isfinite(start) or not math.isfinite(end) or end <= start:
         raise ConfigError("--to must be after --from")
     before = provider.queries_sent
+    if slicing.measure_interval:
+        # One slicing for the whole range: the scrape interval the range's end shows.
+        slicing = await measure(provider, slicing, [StepQuery(target, 100.0, since=start)], end)
     slices: list[Slice] = []
     chunk_start = start
     last: StepHistory | None = None

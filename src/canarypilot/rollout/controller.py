@@ -31,6 +31,7 @@ import asyncio
 import logging
 import math
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from canarypilot._exceptions import (
@@ -226,6 +227,9 @@ class RolloutController:
             return self._hold(state.but(outage_since=breaker.outage_since), reasons, now)
 
         state = state.but(outage_since=None)
+        if self.slicing.measure_interval and history.scrape_interval != self.slicing.scrape_interval:
+            # The provider measured the scrape interval: schedule by the slices it cut.
+            self.slicing = replace(self.slicing, scrape_interval=history.scrape_interval)
         if not history.slices:
             # The first slice after the change ends on the grid, and is published a lag later.
             ends = self.slicing.ends(since, since + 2 * self.slicing.length + self.slicing.lag_seconds)
