@@ -97,7 +97,7 @@ async def _measure(url: str, start: float, seconds: float, runs: int, sample: in
             fetched = await fetch_slices(provider, target, start=start, end=start + seconds, slicing=slicing)
             fetch_times.append(time.perf_counter() - began)
         began = time.perf_counter()
-        walker = Walker(fetched.history, slicing, interval=15.0)
+        walker = Walker(fetched.history, fetched.slicing, interval=15.0)
         analyses = len(walker.run(settings))
         walk_times.append(time.perf_counter() - began)
         queries = fetched.queries

@@ -211,3 +211,33 @@ def test_a_list_whose_items_alias_one_large_subtree_is_refused_in_bounded_time(t
     assert time.monotonic() - started < 10
     grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     assert grown_mib < 200, f"preflight grew by {grown_mib:.0f} MiB"
+
+
+def test_a_large_file_without_aliases_stops_at_the_node_limit_not_after_reading_it_all(
+    tmp_path: Path,
+) -> None:
+    # 2.4 million list items in 4.8 MB, under the 5 MiB cap: composed whole before being
+    # counted, this took 82 s and 1.6 GB before its refusal.
+    import os
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "flat.yaml"
+    path.write_text("apiVersion: v1\nkind: ConfigMap\ndata: [" + ",".join(["1"] * 2_400_000) + "]\n")
+    assert path.stat().st_size < 5 * 1024 * 1024
+    started = time.monotonic()
+    err = tmp_path / "stderr"
+    with err.open("wb") as sink:
+        child = subprocess.Popen(
+            [str(Path(sys.executable).with_name("canarypilot")), "preflight", str(path)],
+            stdout=subprocess.DEVNULL,
+            stderr=sink,
+        )
+        _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    stderr = err.read_text()
+    assert child.returncode == 2, stderr
+    assert "more than 200000 YAML nodes" in stderr and len(stderr.strip().splitlines()) == 1
+    assert time.monotonic() - started < 40
+    assert usage.ru_maxrss / 1024 < 500, f"preflight used {usage.ru_maxrss / 1024:.0f} MiB"

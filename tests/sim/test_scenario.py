@@ -70,7 +70,7 @@ def test_latency_model_matches_its_median_and_p99() -> None:
 def test_file_errors_are_config_errors(tmp_path: Path) -> None:
     broken = tmp_path / "broken.yaml"
     broken.write_text("name: [unclosed\n")
-    with pytest.raises(ConfigError, match="not valid YAML"):
+    with pytest.raises(ConfigError, match="broken.yaml:2: invalid YAML"):
         load_scenario(broken)
     with pytest.raises(ConfigError, match="cannot read scenario"):
         load_scenario(tmp_path / "missing.yaml")
@@ -78,6 +78,16 @@ def test_file_errors_are_config_errors(tmp_path: Path) -> None:
     bomb.write_text("a: &a [x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a]\nname: s\n")
     with pytest.raises(ConfigError, match="aliases"):
         load_scenario(bomb)
+    # Nested 2,000 deep: a RecursionError ("internal error") before scenarios shared the
+    # bounded loader; and a key written twice is refused, not the last one kept.
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("[" * 2000)
+    with pytest.raises(ConfigError, match="deep.yaml:1: invalid YAML: nested more than 200 levels"):
+        load_scenario(deep)
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("name: a\nname: b\n")
+    with pytest.raises(ConfigError, match="twice.yaml:2: invalid YAML: duplicate key 'name'"):
+        load_scenario(twice)
     huge = tmp_path / "huge.yaml"
     huge.write_text("#" * (300 * 1024))
     with pytest.raises(ConfigError, match="larger than"):

@@ -154,7 +154,7 @@ def scrape_interval(series: Sequence[Sequence[tuple[float, float]]]) -> float | 
             medians.append(gaps[len(gaps) // 2])
     if not medians or max(medians) <= 0:
         return None
-    return min(3600.0, round(max(medians), 3))
+    return min(3600.0, round(float(max(medians)), 3))
 
 
 def _versions(targets: Sequence[Target]) -> list[str]:

@@ -8,7 +8,9 @@ PyYAML's safe loader is safe from code execution, not from size or surprise:
 * **Aliases.** ``*name`` reuses a node; a few kilobytes of aliases to aliases
   expand into gigabytes once walked (a "billion laughs"). The size of a file once
   its aliases are expanded is counted without expanding them, for the whole file
-  at once, and stops at :data:`MAX_NODES`.
+  at once, and stops at :data:`MAX_NODES`; nodes are counted while they are
+  built too, so a large file without aliases stops there instead of being read
+  whole first.
 * **Duplicate keys.** YAML says a mapping's keys are unique; PyYAML keeps the last.
   A threshold written twice must not silently mean the second one.
 
@@ -35,15 +37,22 @@ class SafeLoader(yaml.SafeLoader):
     """A safe loader that bounds nesting and refuses duplicate mapping keys."""
 
     _depth = 0
+    _composed = 0
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         self._depth += 1
+        # Counted as they are built, so a large plain file stops at the limit instead of
+        # being composed whole first (aliases count once here, expanded afterwards).
+        self._composed += 1
         try:
             if self._depth > MAX_DEPTH:
                 mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
                 raise yaml.composer.ComposerError(
                     None, None, f"nested more than {MAX_DEPTH} levels deep", mark
                 )
+            if self._composed > MAX_NODES:
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+                raise yaml.composer.ComposerError(None, None, f"more than {MAX_NODES} YAML nodes", mark)
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
@@ -85,7 +94,7 @@ def compose_all(text: str, source: str) -> list[yaml.Node]:
     try:
         nodes = [node for node in yaml.compose_all(text, Loader=SafeLoader) if node is not None]
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}{_line(exc)}: invalid YAML: {_problem(exc)}") from None
+        raise yaml_error(exc, source) from None
     if expanded_size(nodes) > MAX_NODES:
         raise ConfigError(
             f"{source}: more than {MAX_NODES} YAML nodes once aliases are expanded; refusing to read it"
@@ -98,7 +107,7 @@ def construct(node: yaml.Node, source: str) -> Any:
     try:
         return SafeLoader("").construct_document(node)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}{_line(exc)}: invalid YAML: {_problem(exc)}") from None
+        raise yaml_error(exc, source) from None
 
 
 def load_yaml(text: str, source: str) -> Any:
@@ -114,6 +123,11 @@ def load_yaml(text: str, source: str) -> Any:
     if len(nodes) > 1:
         raise ConfigError(f"{source}: holds {len(nodes)} YAML documents; expected one")
     return construct(nodes[0], source) if nodes else None
+
+
+def yaml_error(exc: yaml.YAMLError, source: str) -> ConfigError:
+    """One line naming the source, the line and the problem."""
+    return ConfigError(f"{source}{_line(exc)}: invalid YAML: {_problem(exc)}")
 
 
 def _line(exc: yaml.YAMLError) -> str:

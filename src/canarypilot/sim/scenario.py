@@ -23,7 +23,7 @@ import yaml
 
 from canarypilot._exceptions import ConfigError
 from canarypilot.model import validate_name
-from canarypilot.policy import Settings
+from canarypilot.policy import Settings, documents
 
 #: prometheus_client's default histogram buckets, in milliseconds.
 DEFAULT_BUCKETS_MS: tuple[float, ...] = (5, 10, 25, 50, 75, 100, 250, 500, 750, 1000, 2500, 5000, 7500, 10000)
@@ -212,9 +212,9 @@ class Scenario:
         return high
 
 
-class _NoAliasLoader(yaml.SafeLoader):
-    """A safe loader that refuses aliases: a few hundred bytes of nested aliases
-    (a "billion laughs") would otherwise expand into gigabytes when validated."""
+class _NoAliasLoader(documents.SafeLoader):
+    """The bounded loader every file goes through (depth, node count, duplicate keys),
+    refusing aliases too: a scenario has no use for them."""
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
@@ -246,7 +246,7 @@ def load_scenario(path: str | Path) -> Scenario:
     try:
         data = yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        raise documents.yaml_error(exc, str(path)) from None
     return parse_scenario(data, source=str(path))
 
 
