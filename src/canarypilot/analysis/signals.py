@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from canarypilot.analysis import histogram as hist
 from canarypilot.analysis.sequential import (
@@ -260,13 +261,21 @@ def _edge_test(
     )
 
 
+@lru_cache(maxsize=1 << 16)
+def _readable(buckets: hist.Buckets | None) -> hist.Buckets | None:
+    """A slice's histogram made monotone, or ``None`` when it cannot be read. Remembered:
+    every analysis of a step reads the same slices again (a replayed day, 5,690 times)."""
+    return hist.monotone(buckets) if buckets is not None and hist.valid(buckets) else None
+
+
 def latency_test(
     slices: Sequence[Slice], *, slo: SLOPolicy, quantile: float, z: float, need: int, since: float
 ) -> LatencyResult | None:
     """The latency signal's test, after the warm-up (``None`` without histograms for both)."""
-    rows = [s for s in slices if hist.valid(s.stable.buckets) and hist.valid(s.canary.buckets)]
-    stable = [hist.monotone(s.stable.buckets) for s in rows if s.stable.buckets]
-    canary = [hist.monotone(s.canary.buckets) for s in rows if s.canary.buckets]
+    read = [(_readable(s.stable.buckets), _readable(s.canary.buckets), s) for s in slices]
+    rows = [s for a, b, s in read if a is not None and b is not None]
+    stable = [a for a, b, _ in read if a is not None and b is not None]
+    canary = [b for a, b, _ in read if a is not None and b is not None]
     stable_pool, canary_pool = hist.add(stable), hist.add(canary)
     if not rows or stable_pool is None or canary_pool is None:
         return None
