@@ -114,3 +114,41 @@ def test_the_tenant_header_selects_the_tenant_s_data(tmp_path: Path) -> None:
         assert any(v[2] == "rollback" for v in mine)
         with pytest.raises(ConfigError, match="no data"):
             _verdicts(query.url, "errors", headers={"X-Scope-OrgID": "team-b"})
+
+
+def test_serve_answers_argo_through_thanos_like_from_one_prometheus(tmp_path: Path) -> None:
+    """`canarypilot serve` in front of the querier of an HA pair holding the service tests'
+    canaries around now (it asks at the wall clock, as Argo's calls do): the same answers
+    as in front of one Prometheus, with both replicas up and with one down."""
+    import time
+
+    import httpx
+
+    from tests.service.live import scenarios, serve
+    from tests.support.promdata import openmetrics
+
+    binary = thanos_binary()
+    assert binary is not None
+    data = scenarios(float(int(time.time()) + 600))
+    text = openmetrics(*data.values())
+    names = (*data, "ghost")
+
+    def answers(url: str, name: str) -> dict[str, tuple[str, str | None]]:
+        with serve(url, tmp_path / f"serve-{name}") as served:
+            got = {
+                n: httpx.get(f"{served.url}/analyze", params={"service": n, "target_weight": 20}).json()
+                for n in names
+            }
+        return {n: (a["status"], a.get("gate")) for n, a in got.items()}
+
+    replicas = [Replica(tmp_path / r, openmetrics=text, replica=r) for r in ("a", "b")]
+    with LocalPrometheus(tmp_path / "single", openmetrics=text) as single, replicas[0], replicas[1]:
+        expected = answers(single.url, "single")
+        assert expected["regressed"][0] == "rollback" and expected["healthy"][0] == "proceed"
+        assert expected["error-regressed"][0] == "rollback"
+        sidecars = [Sidecar(binary, r) for r in replicas]
+        with sidecars[0], sidecars[1], Querier(binary, tmp_path / "query", sidecars) as query:
+            assert answers(query.url, "pair") == expected
+            sidecars[0].stop()
+            replicas[0].stop()
+            assert answers(query.url, "one-down") == expected
