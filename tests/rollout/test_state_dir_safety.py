@@ -126,3 +126,13 @@ def _state(name: str):  # type: ignore[no-untyped-def]
         name=name, phase=Phase.PROGRESSING, step=0, steps=4, weight=5.0,
         started_at=0.0, step_started_at=0.0, next_analysis_at=0.0,
     )  # fmt: skip
+
+
+def test_a_bad_rollout_file_leaves_no_state_directory_behind(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({**SECRET_FILE, "name": "../escape"}))
+    state = tmp_path / "state"
+    result = runner.invoke(app, ["rollout", "--config", str(bad), "--state-dir", str(state)])
+    assert result.exit_code == 2, result.output
+    assert "invalid rollout name '../escape'" in result.output
+    assert not state.exists()

@@ -105,6 +105,8 @@ def _run(
     from canarypilot.rollout.progress import printer
 
     logging.basicConfig(level=logging.WARNING, format="canarypilot: %(levelname)s: %(message)s")
+    # Read (not yet stored) before the state directory exists: a bad file leaves nothing behind.
+    given = load_rollout_file(config) if config is not None else None
     store = StateStore(state_dir)
     try:
         # Before any write: a refused second controller must not replace the stored file.
@@ -117,8 +119,8 @@ def _run(
             )
         if resume and stored is None:
             fail(f"nothing to resume in {state_dir}: no rollout state there")
-        if config is not None:
-            file, text = load_rollout_file(config)
+        if given is not None:
+            file, text = given
         else:
             text = store.load_config() or ""
             if not text:
