@@ -81,3 +81,30 @@ def test_the_slowest_series_sets_the_interval() -> None:
     gappy = [p for p in fast if p[0] != 150.0]
     assert scrape_interval([gappy]) == 15.0
     assert scrape_interval([[(0.0, 1.0)]]) is None
+
+
+async def test_a_full_memory_starts_afresh_without_losing_the_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past ``MAX_MEASURED`` services the memory is cleared, but the services of the batch
+    being measured keep theirs (a batch of one fresh and one new service once crashed here)."""
+    from canarypilot.metrics import prometheus_history
+    from canarypilot.metrics.history import StepQuery
+    from canarypilot.policy import QueryPolicy
+
+    class Answers:
+        query = QueryPolicy()
+        measured_intervals: dict[str, tuple[float | None, float]] = {}
+        asked = 0
+
+        async def samples(self, text: str, *, at: float) -> object:
+            self.asked += 1
+            values = [[t, "1"] for t in range(0, 300, 30)]
+            result = [{"metric": {"job": job}, "values": values} for job in ("a", "b") if f'"{job}"' in text]
+            return {"data": {"resultType": "matrix", "result": result}}
+
+    monkeypatch.setattr(prometheus_history, "MAX_MEASURED", 2)
+    answers = Answers()
+    answers.measured_intervals = {"a": (30.0, 100.0), "x": (15.0, 100.0), "y": (15.0, 100.0)}
+    steps = [StepQuery(Target("a")), StepQuery(Target("b"))]
+    sliced = await prometheus_history.measure(answers, Slicing(measure_interval=True), steps, 110.0)  # type: ignore[arg-type]
+    assert sliced.scrape_interval == 30.0 and not sliced.measure_interval
+    assert answers.asked == 1 and set(answers.measured_intervals) == {"a", "b"}

@@ -14,7 +14,7 @@ import secrets
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,16 +108,12 @@ class Container:
 
 
 @contextmanager
-def serve_container(
-    image: str, args: Sequence[str], *, port: int | None = None, env: Mapping[str, str] | None = None
-) -> Iterator[Container]:
-    """``canarypilot serve ARGS`` from ``image`` on 127.0.0.1, with ``env`` set (how a chart
-    configures it); removed on exit (SIGTERM, then kill)."""
+def serve_container(image: str, args: Sequence[str], *, port: int | None = None) -> Iterator[Container]:
+    """``canarypilot serve ARGS`` from ``image`` on 127.0.0.1; removed on exit (SIGTERM, then kill)."""
     port = port or free_port()
     name = f"canarypilot-test-{secrets.token_hex(4)}"
     serve = ["serve", "--host", "127.0.0.1", "--port", str(port), *args]
-    variables = [flag for key, value in (env or {}).items() for flag in ("--env", f"{key}={value}")]
-    podman("run", "--detach", "--name", name, *RUN_FLAGS, *variables, image, *serve)
+    podman("run", "--detach", "--name", name, *RUN_FLAGS, image, *serve)
     container = Container(name, f"http://127.0.0.1:{port}")
     try:
         _wait_alive(container)

@@ -126,8 +126,11 @@ async def measure(
         except QueryError:
             # A store that refuses raw samples still answers the slices: keep the default.
             series = []
-        if len(known) > MAX_MEASURED:
+        if len(known) + len(missing) > MAX_MEASURED:
+            # Start afresh, keeping this batch's own measurements.
+            kept = {service: known[service] for service in services if service in known}
             known.clear()
+            known.update(kept)
         for service in missing:
             known[service] = (
                 scrape_interval([p for labels, p in series if labels.get(q.job_label) == service]),
