@@ -21,9 +21,11 @@ import pytest
 import yaml
 
 from canarypilot.cli import main
+from canarypilot.operator.crd import crd_yaml
 from canarypilot.policy import Settings
-from canarypilot.render.argo import ArgoOptions, analyzer_objects, gate_template
+from canarypilot.render.argo import ANALYZER, ArgoOptions, analyzer_objects, gate_template
 from canarypilot.render.chart import chart_files
+from canarypilot.render.operator import OperatorOptions, operator_objects
 from tests.chart.helm import HELM_VERSION, helm, helm_binary
 from tests.render.test_argo_manifests import unknown_fields
 from tests.support.gobuild import BuildFailed, go_binary
@@ -39,6 +41,8 @@ EVERYTHING = {
     "serviceMonitor.enabled": "true",
     "networkPolicy.enabled": "true",
     "prometheus.auth.existingSecret": "prom-creds",
+    "operator.enabled": "true",
+    "operator.secretNames": "{prom-token}",
 }
 
 
@@ -66,7 +70,7 @@ def template(helm_bin: Path, home: Path, values: dict[str, str], namespace: str 
 
 
 def test_the_committed_chart_is_what_the_renderer_generates(tmp_path: Path) -> None:
-    generated = chart_files(Settings())
+    generated = chart_files(Settings(), crd=crd_yaml())
     with pytest.raises(SystemExit) as done:
         main(["render", "chart", "--output-dir", str(tmp_path / "chart")])
     assert done.value.code == 0
@@ -122,7 +126,8 @@ def test_the_chart_lints_and_every_object_validates(helm_bin: Path, tmp_path: Pa
     docs = template(helm_bin, tmp_path, EVERYTHING)
     kinds = sorted(doc["kind"] for doc in docs)
     assert kinds == [
-        "AnalysisTemplate", "Deployment", "NetworkPolicy", "PodDisruptionBudget", "Service", "ServiceAccount",
+        "AnalysisTemplate", "ClusterRole", "ClusterRoleBinding", "Deployment", "Deployment", "NetworkPolicy",
+        "PodDisruptionBudget", "Role", "RoleBinding", "Service", "ServiceAccount", "ServiceAccount",
         "ServiceMonitor",
     ]  # fmt: skip
     go = go_binary()
@@ -146,7 +151,7 @@ def test_the_chart_lints_and_every_object_validates(helm_bin: Path, tmp_path: Pa
         "namespace" not in next(d for d in cluster_gate if d["kind"] == "ClusterAnalysisTemplate")["metadata"]
     )
 
-    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    deployment = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == ANALYZER)
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     assert container["env"] == [
         {
@@ -173,3 +178,50 @@ def test_without_values_the_chart_installs_the_analyzer_only(helm_bin: Path, tmp
     assert container["image"] == f"canarypilot:{__version__}"
     assert "env" not in container and "volumeMounts" not in container
     assert deployment["spec"]["replicas"] == 2
+
+
+@pytest.mark.parametrize(
+    ("watch", "secrets"), [(None, ()), ("apps", ()), (None, ("prom-token", "thanos-token")), ("apps", ("t",))]
+)
+def test_the_operator_option_gives_operator_manifests_objects(
+    helm_bin: Path, tmp_path: Path, watch: str | None, secrets: tuple[str, ...]
+) -> None:
+    """``operator.enabled`` installs what `canarypilot operator manifests` prints for the same
+    options, field for field (the same least RBAC), and nothing of it without the switch."""
+    values = {
+        "operator.enabled": "true",
+        "image.repository": "registry.example/canarypilot",
+        "image.tag": "1.2.3",
+        **({"operator.watchNamespace": watch} if watch else {}),
+        **({"operator.secretNames": "{" + ",".join(secrets) + "}"} if secrets else {}),
+    }
+    docs = template(helm_bin, tmp_path, values, namespace="platform")
+    from_chart = [d for d in docs if d["metadata"]["name"] == "canarypilot-operator"]
+    for doc in from_chart:
+        if doc["kind"] == "Deployment":
+            assert doc["spec"]["template"]["spec"]["containers"][0].pop("imagePullPolicy") == "IfNotPresent"
+    options = OperatorOptions(
+        namespace="platform", image="registry.example/canarypilot:1.2.3", watch_namespace=watch,
+        secret_names=secrets,
+    )  # fmt: skip
+    key = lambda doc: (doc["kind"], doc["metadata"].get("namespace", ""))  # noqa: E731
+    assert sorted(from_chart, key=key) == sorted(operator_objects(options), key=key)
+    binding = next(
+        d for d in from_chart if d["kind"].endswith("RoleBinding") and d["roleRef"]["kind"] == "ClusterRole"
+    )
+    assert binding["kind"] == ("RoleBinding" if watch else "ClusterRoleBinding")
+    assert not [
+        d for d in template(helm_bin, tmp_path, {}) if d["metadata"]["name"] == "canarypilot-operator"
+    ]
+
+
+def test_the_committed_operator_manifests_are_what_the_command_prints(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["operator", "manifests"])
+    assert done.value.code in (0, None)
+    committed = (CHART.parents[1] / "operator" / "operator.yaml").read_text()
+    assert capsys.readouterr().out == committed, (
+        "regenerate: canarypilot operator manifests > deploy/operator/operator.yaml"
+    )

@@ -5,7 +5,8 @@ what the routers talk to. It validates every object against the built-in types
 and the installed CRDs' schemas, keeps resourceVersions in etcd, splits ``/status``
 subresources, and answers with its own errors, so what passes here is what a
 cluster would accept. Authentication is a static bearer token whose user is in
-``system:masters``; authorization is ``AlwaysAllow``.
+``system:masters``; authorization is ``AlwaysAllow`` unless a test asks for ``RBAC`` (the
+token's user is still allowed everything; other identities get only what RBAC grants).
 """
 
 from __future__ import annotations
@@ -95,9 +96,17 @@ class LocalApiServer(LocalServer):
     name = "kube-apiserver"
 
     def __init__(
-        self, binary: Path, workdir: Path, *, etcd_url: str, token: str, extra_args: Sequence[str] = ()
+        self,
+        binary: Path,
+        workdir: Path,
+        *,
+        etcd_url: str,
+        token: str,
+        extra_args: Sequence[str] = (),
+        authorization: str = "AlwaysAllow",
     ) -> None:
         self.binary, self.workdir, self.etcd_url, self.token = binary, workdir, etcd_url, token
+        self.authorization = authorization
         self.extra_args = list(extra_args)
         self.port = free_port()
         self.url = f"https://127.0.0.1:{self.port}"
@@ -118,7 +127,7 @@ class LocalApiServer(LocalServer):
             f"--secure-port={self.port}",
             f"--cert-dir={self.cert_dir}",
             f"--token-auth-file={tokens}",
-            "--authorization-mode=AlwaysAllow",
+            f"--authorization-mode={self.authorization}",
             "--anonymous-auth=false",
             f"--service-account-key-file={sa_pub}",
             f"--service-account-signing-key-file={sa_key}",

@@ -44,7 +44,9 @@ class ControlPlaneParts:
 
 
 @contextmanager
-def control_plane(parts: ControlPlaneParts, workdir: Path) -> Iterator[Cluster]:
+def control_plane(
+    parts: ControlPlaneParts, workdir: Path, *, authorization: str = "AlwaysAllow"
+) -> Iterator[Cluster]:
     """Start every component in order, each waited for; stop them all in reverse."""
     token = secrets.token_urlsafe(24)
     with ExitStack() as stack:
@@ -58,6 +60,7 @@ def control_plane(parts: ControlPlaneParts, workdir: Path) -> Iterator[Cluster]:
                 etcd_url=etcd.url,
                 token=token,
                 extra_args=["--disable-admission-plugins=TaintNodesByCondition"],
+                authorization=authorization,
             )
         )
         kubeconfig = write_kubeconfig(workdir / "kubeconfig", server=api.url, ca_pem=api.ca_pem, token=token)

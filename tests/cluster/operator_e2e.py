@@ -92,7 +92,9 @@ def set_image(http: httpx.Client, namespace: str, name: str, image: str) -> None
     answer.raise_for_status()
 
 
-def operator_command(cluster: Cluster, namespace: str, lease: tuple[str, str] = ("4", "1")) -> list[str]:
+def operator_command(
+    cluster: Cluster, namespace: str, lease: tuple[str, str] = ("4", "1"), lease_namespace: str | None = None
+) -> list[str]:
     return [
         str(Path(sys.executable).with_name("canarypilot")),
         "operator",
@@ -102,7 +104,7 @@ def operator_command(cluster: Cluster, namespace: str, lease: tuple[str, str] = 
         "--namespace",
         namespace,
         "--lease-namespace",
-        namespace,
+        lease_namespace or namespace,
         "--lease-seconds",
         lease[0],
         "--renew-seconds",
@@ -114,10 +116,16 @@ def operator_command(cluster: Cluster, namespace: str, lease: tuple[str, str] = 
 
 @contextmanager
 def running_operator(
-    cluster: Cluster, namespace: str, log: Path, *, lease: tuple[str, str] = ("4", "1")
+    cluster: Cluster,
+    namespace: str,
+    log: Path,
+    *,
+    lease: tuple[str, str] = ("4", "1"),
+    lease_namespace: str | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
+    command = operator_command(cluster, namespace, lease, lease_namespace)
     with log.open("ab") as out:
-        process = subprocess.Popen(operator_command(cluster, namespace, lease), stdout=out, stderr=out)
+        process = subprocess.Popen(command, stdout=out, stderr=out)
     try:
         yield process
     finally:

@@ -1,4 +1,5 @@
-"""``canarypilot operator``: the controller in the cluster (run), and its CRD (crd)."""
+"""``canarypilot operator``: the controller in the cluster (run), its CRD (crd), and its
+ServiceAccount, RBAC and Deployment (manifests)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import socket
 
 import typer
 
+from canarypilot._version import IMAGE
 from canarypilot.cli.common import EXIT_BACKEND, fail, friendly_errors
 
 operator_app = typer.Typer(
@@ -88,6 +90,40 @@ def crd() -> None:
     from canarypilot.operator.crd import crd_yaml
 
     typer.echo(crd_yaml(), nl=False)
+
+
+@operator_app.command(
+    "manifests",
+    help=(
+        "Print the operator's ServiceAccount, least-privilege RBAC (ClusterRole and binding, the "
+        "Lease Role) and Deployment (YAML), to apply after the CRD. Exit codes: 0 printed, 2 bad "
+        "options."
+    ),
+)
+def manifests(
+    namespace: str = typer.Option("canarypilot", help="Namespace the operator runs in (and its Lease)."),
+    image: str = typer.Option(IMAGE, help="The canarypilot image (the analyzer's)."),
+    watch_namespace: str | None = typer.Option(
+        None, help="Reconcile only this namespace (a RoleBinding there; default: every namespace)."
+    ),
+    secret: list[str] = typer.Option(  # noqa: B008
+        [], help="A Secret releases name in authSecretRef, the only Secrets it may read (repeatable)."
+    ),
+    replicas: int = typer.Option(2, min=1, max=10, help="Replicas (one leads, the others wait)."),
+) -> None:
+    import yaml
+
+    from canarypilot.render.operator import OperatorOptions, operator_objects
+
+    with friendly_errors():
+        options = OperatorOptions(
+            namespace=namespace,
+            image=image,
+            watch_namespace=watch_namespace,
+            secret_names=tuple(secret),
+            replicas=replicas,
+        )
+        typer.echo(yaml.safe_dump_all(operator_objects(options), sort_keys=False), nl=False)
 
 
 def register(app: typer.Typer) -> None:

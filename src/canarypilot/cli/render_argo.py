@@ -135,9 +135,10 @@ def chart(
 ) -> None:
     with friendly_errors():
         from canarypilot._exceptions import ConfigError
+        from canarypilot.operator.crd import crd_yaml
         from canarypilot.render.chart import chart_files
 
-        files = chart_files(settings_from(config, {}))
+        files = chart_files(settings_from(config, {}), crd=crd_yaml())
         try:
             for name, text in files.items():
                 path = output_dir / name

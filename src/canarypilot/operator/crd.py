@@ -15,8 +15,9 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from canarypilot.operator.resource import GROUP, KIND, PLURAL, POLICY_SECTIONS, VERSION
+from canarypilot.operator.resource import POLICY_SECTIONS
 from canarypilot.policy import Settings
+from canarypilot.render.operator import GROUP, KIND, PLURAL, VERSION
 
 HISTORY_LIMIT = 20
 

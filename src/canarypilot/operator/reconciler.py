@@ -30,9 +30,10 @@ from canarypilot._exceptions import CanaryPilotError, RouterUnavailable
 from canarypilot.clock import Clock, SystemClock
 from canarypilot.metrics.base import MetricsProvider
 from canarypilot.operator.lease import LeaderElector, LeadershipLost
-from canarypilot.operator.resource import API_VERSION, PLURAL, InvalidRelease, Release, parse_release
+from canarypilot.operator.resource import InvalidRelease, Release, parse_release
 from canarypilot.operator.status import StatusStore, conditions, release_path
 from canarypilot.operator.workload import Workload, rolled_out, template_hash
+from canarypilot.render.operator import API_VERSION, PLURAL
 from canarypilot.rollout import Phase, RolloutController
 from canarypilot.routing.base import Router
 from canarypilot.routing.gateway import HTTPRouteRouter

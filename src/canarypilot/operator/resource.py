@@ -19,11 +19,6 @@ from canarypilot.model import Target, validate_name
 from canarypilot.policy import Settings, describe_validation_error
 from canarypilot.rollout import RolloutSpec, Webhook, WebhookNotifier
 
-GROUP = "canarypilot.io"
-VERSION = "v1alpha1"
-KIND = "CanaryRelease"
-PLURAL = "canaryreleases"
-API_VERSION = f"{GROUP}/{VERSION}"
 #: The sections of the rollout file a release's ``policy`` may set.
 POLICY_SECTIONS = ("interpolation", "slo", "breaker", "query", "rollout")
 

@@ -26,7 +26,8 @@ from typing import Any
 from canarypilot._exceptions import RouterUnavailable
 from canarypilot.operator.crd import HISTORY_LIMIT
 from canarypilot.operator.lease import micro_time
-from canarypilot.operator.resource import API_VERSION, KIND, PLURAL, Release
+from canarypilot.operator.resource import Release
+from canarypilot.render.operator import API_VERSION, KIND, PLURAL
 from canarypilot.rollout import Command, EventKind, Phase, RolloutEvent, RolloutState
 from canarypilot.routing.kubernetes import Conflict, KubeClient
 

@@ -80,13 +80,13 @@ class ArgoOptions:
             (self.namespace, "namespace"),
             (self.analyzer_namespace, "analyzer namespace"),
         ):
-            _dns_label(value, what)
+            dns_label(value, what)
         if len(self.service) > 56:
             raise ConfigError(
                 "the service name must be at most 56 characters (Services get a -canary suffix)"
             )
         if self.token_secret is not None:
-            _dns_label(self.token_secret, "token secret name")
+            dns_label(self.token_secret, "token secret name")
         for image in (self.image, self.analyzer_image):
             if not image or any(ch.isspace() for ch in image):
                 raise ConfigError(f"invalid image {image!r}")
@@ -396,7 +396,7 @@ def _check_url(url: str, what: str) -> None:
         raise ConfigError(f"{what} {url!r} must carry no credentials, query or fragment")
 
 
-def _dns_label(value: str, what: str) -> None:
+def dns_label(value: str, what: str) -> None:
     validate_name(value, what=what)
     import re
 
