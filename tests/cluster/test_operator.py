@@ -9,6 +9,7 @@ operator (a new identity) takes over quickly.
 from __future__ import annotations
 
 import signal
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -228,6 +229,88 @@ def test_a_sigkilled_operator_resumes_the_release_without_losing_or_repeating_a_
     routed = [round(h["weight"] * 10) for h in done["history"] if h["kind"] == "router"]
     climb = watch.weights[: watch.weights.index(1000) + 1]
     assert routed and routed == climb[-len(routed) :], (routed, watch.weights)
+
+
+def test_deleting_a_release_mid_way_puts_every_request_back_on_the_primary(
+    cluster: Cluster, prom: LocalPrometheus, tmp_path: Path
+) -> None:
+    namespace = setup_release(cluster, prom, job="healthy")
+    path = f"{operator_e2e.RELEASES}/namespaces/{namespace}/canaryreleases/web"
+    log = tmp_path / "operator.log"
+    with (
+        cluster.http() as http,
+        WeightWatch(cluster, namespace, "web-canary") as watch,
+        running_operator(cluster, namespace, log) as process,
+    ):
+        start_release(http, namespace)
+        assert "canarypilot.io/restore-traffic" in kube.get(http, path)["metadata"]["finalizers"]
+        kube.wait_for(
+            "step 2",
+            lambda: True if int(status(http, namespace).get("step") or 0) >= 2 else None,
+            timeout=60,
+        )
+        assert watch.weights and watch.weights[-1] > 0
+        assert http.delete(path).status_code == 200
+        kube.wait_for(
+            "the release gone", lambda: True if http.get(path).status_code == 404 else None, timeout=30
+        )
+        time.sleep(1.0)  # the watch has seen the last write; nothing moves after the deletion
+        assert watch.weights[-1] == 0, watch.weights
+        assert deployment(http, namespace, "web-canary")["spec"]["replicas"] == 0
+        primary = deployment(http, namespace, "web")
+        assert primary["spec"]["paused"] is True  # nothing rolled out on a delete
+        assert running_images(http, namespace) == {"registry.example/web:1": 2}
+        assert process.poll() is None, log.read_text()[-1500:]
+
+
+def lease_holder(http: httpx.Client, namespace: str) -> str:
+    lease = kube.get(http, f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/canarypilot-operator")
+    return str(lease["spec"].get("holderIdentity") or "")
+
+
+def test_two_replicas_the_leader_killed_mid_release_the_other_takes_over_within_the_lease(
+    cluster: Cluster, prom: LocalPrometheus, tmp_path: Path
+) -> None:
+    """Two operators (4 s Lease, 1 s renewals); SIGKILL the leader at step 2: the waiting one
+    takes the Lease and finishes the release, every weight applied once."""
+    namespace = setup_release(cluster, prom, job="healthy")
+    logs = [tmp_path / "a.log", tmp_path / "b.log"]
+    with (
+        cluster.http() as http,
+        WeightWatch(cluster, namespace, "web-canary") as watch,
+        running_operator(cluster, namespace, logs[0]) as a,
+        running_operator(cluster, namespace, logs[1]) as b,
+    ):
+        by_identity = {f"{socket.gethostname()}-{p.pid}": p for p in (a, b)}
+        start_release(http, namespace)
+        kube.wait_for(
+            "step 2",
+            lambda: True if int(status(http, namespace).get("step") or 0) >= 2 else None,
+            timeout=60,
+        )
+        leader_id = lease_holder(http, namespace)
+        leader = by_identity[leader_id]
+        follower_id = next(i for i in by_identity if i != leader_id)
+        assert by_identity[follower_id].poll() is None, "the waiting replica exited"
+        leader.send_signal(signal.SIGKILL)
+        killed = time.monotonic()
+        leader.wait()
+        kube.wait_for(
+            "the other replica leads",
+            lambda: True if lease_holder(http, namespace) == follower_id else None,
+            timeout=30,
+            every=0.05,
+        )
+        failover = time.monotonic() - killed
+        done = wait_phase(http, namespace, "Promoted", "RolledBack", "Failed")
+        time.sleep(0.5)
+    print(f"failover: the waiting replica held the Lease {failover:.1f}s after the leader's SIGKILL")
+    assert done["phase"] == "Promoted", (done, [log.read_text()[-1500:] for log in logs])
+    # The follower sees the last renewal (at most 1 s before the kill) on its next try (every
+    # 1 s) and takes the Lease once it has not moved for 4 s by its own clock: 3 to 6 s, plus
+    # slack for a shared machine.
+    assert failover < 4 + 2 * 1 + 2, failover
+    assert_climbed(watch.weights)
 
 
 def test_twenty_releases_at_once_in_one_operator_all_end_where_their_metrics_say(

@@ -151,6 +151,7 @@ def test_the_operator_may_do_nothing_it_does_not_need(cluster: Cluster, tmp_path
     crel = "canarypilot.io"
     granted = [
         ("list", "canaryreleases", APPS, crel, None, None),
+        ("patch", "canaryreleases", APPS, crel, "web", None),  # its finalizer
         ("update", "canaryreleases", APPS, crel, None, "status"),
         ("patch", "deployments", APPS, "apps", "web", None),
         ("create", "services", APPS, "", None, None),
@@ -161,7 +162,7 @@ def test_the_operator_may_do_nothing_it_does_not_need(cluster: Cluster, tmp_path
         ("update", "leases", SYSTEM, "coordination.k8s.io", "canarypilot-operator", None),
     ]
     refused = [
-        ("update", "canaryreleases", APPS, crel, "web", None),  # the spec is the user's
+        ("update", "canaryreleases", APPS, crel, "web", None),  # a whole new object: never
         ("delete", "canaryreleases", APPS, crel, "web", None),
         ("delete", "deployments", APPS, "apps", "web", None),
         ("list", "deployments", APPS, "apps", None, None),

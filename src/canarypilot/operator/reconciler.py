@@ -38,9 +38,11 @@ from canarypilot.rollout import Phase, RolloutController
 from canarypilot.routing.base import Router
 from canarypilot.routing.gateway import HTTPRouteRouter
 from canarypilot.routing.ingress import IngressRouter
-from canarypilot.routing.kubernetes import KubeClient
+from canarypilot.routing.kubernetes import Conflict, KubeClient, NotFound
 
 log = logging.getLogger("canarypilot.operator")
+#: Set on every release the operator runs: deleting one mid-release restores plain traffic first.
+FINALIZER = "canarypilot.io/restore-traffic"
 
 
 class FencedRouter:
@@ -157,6 +159,15 @@ class Operator:
             meta = obj.get("metadata") or {}
             key = (str(meta.get("namespace")), str(meta.get("name")))
             task = self._tasks.get(key)
+            if meta.get("deletionTimestamp"):
+                if FINALIZER in (meta.get("finalizers") or []):
+                    try:
+                        await self.finalize(obj, key)
+                    except LeadershipLost:
+                        raise
+                    except CanaryPilotError as exc:  # retried on the next pass
+                        log.warning("release %s/%s: restoring traffic before deletion: %s", *key, exc)
+                continue
             if task is not None and not task.done():
                 continue
             if task is not None:
@@ -183,6 +194,14 @@ class Operator:
             await self._mark_invalid(obj, key, generation, str(exc))
             return
         self._invalid.pop(key, None)
+        if FINALIZER not in (meta.get("finalizers") or []):
+            # Before the operator changes anything: deleting the release must restore traffic.
+            self.elector.ensure()
+            finalizers = [*(meta.get("finalizers") or []), FINALIZER]
+            changes = {"finalizers": finalizers, "resourceVersion": meta.get("resourceVersion")}
+            with contextlib.suppress(Conflict):  # changed meanwhile: the next pass reads it again
+                await self.client.patch(release_path(*key), {"metadata": changes})
+            return
         status = obj.get("status") or {}
         workload = Workload(self.client, release, fence=self.elector.ensure)
         primary = await workload.primary()
@@ -206,6 +225,34 @@ class Operator:
         )
         if unfinished or fresh:
             self._tasks[key] = asyncio.create_task(self._run_release(release, obj, digest, fresh=fresh))
+
+    async def finalize(self, obj: dict[str, Any], key: tuple[str, str]) -> None:
+        """The release is being deleted: stop it, put every request back on the primary (canary
+        weight 0, canary scaled to 0), then let the API server delete it. The primary stays as
+        it is (paused, with whatever template its spec holds): nothing is rolled out on a delete."""
+        task = self._tasks.pop(key, None)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        status = obj.get("status") or {}
+        unfinished = status.get("checkpoint") is not None and not status.get("finalized", False)
+        try:
+            release = parse_release(obj)
+        except InvalidRelease as exc:
+            release = None
+            if unfinished:
+                log.warning("release %s/%s deleted while invalid: traffic not restored: %s", *key, exc)
+        if release is not None and unfinished:
+            self.elector.ensure()
+            await build_router(self.client, release).reset()
+            await Workload(self.client, release, fence=self.elector.ensure).scale_canary_to_zero()
+            log.info("release %s/%s deleted mid-release: canary at 0 %%, scaled to 0", *key)
+        meta = obj.get("metadata") or {}
+        kept = [f for f in meta.get("finalizers") or [] if f != FINALIZER]
+        self.elector.ensure()
+        with contextlib.suppress(Conflict, NotFound):
+            changes = {"finalizers": kept, "resourceVersion": meta.get("resourceVersion")}
+            await self.client.patch(release_path(*key), {"metadata": changes})
 
     async def _run_release(self, release: Release, obj: dict[str, Any], digest: str, *, fresh: bool) -> None:
         workload = Workload(self.client, release, fence=self.elector.ensure)

@@ -3,8 +3,9 @@ Deployment (`canarypilot operator manifests`, the Helm chart's ``operator.enable
 
 The rules are read off the calls the operator makes (docs/operator.md, "RBAC"):
 
-* CanaryReleases: ``list`` (each pass) and ``get``; their ``status`` subresource: ``update``.
-  Never the spec: the operator does not edit what a person declared.
+* CanaryReleases: ``list`` (each pass), ``get``, ``patch`` (its finalizer, in the metadata:
+  RBAC cannot narrow a patch further); their ``status`` subresource: ``update``. The
+  operator never edits the spec a person declared.
 * Deployments: ``get``, ``create`` (the canary), ``patch`` (pause, unpause, scale the canary).
 * Services: ``get``, ``create`` (the canary Service). Ingresses: ``get``, ``create``, ``patch``
   (the canary Ingress); HTTPRoutes: ``get``, ``update`` (the rule's weights).
@@ -81,7 +82,7 @@ def _rule(group: str, resources: list[str], verbs: list[str], names: Sequence[st
 def cluster_rules(secret_names: Sequence[str] = ()) -> list[dict[str, Any]]:
     """The ClusterRole's rules: what reconciling a release touches in its namespace."""
     rules = [
-        _rule(GROUP, [PLURAL], ["get", "list"]),
+        _rule(GROUP, [PLURAL], ["get", "list", "patch"]),
         _rule(GROUP, [f"{PLURAL}/status"], ["update"]),
         _rule("apps", ["deployments"], ["get", "create", "patch"]),
         _rule("", ["services"], ["get", "create"]),
