@@ -78,3 +78,17 @@ def test_manifests_refuse_names_kubernetes_would_refuse() -> None:
         answer = runner.invoke(app, ["operator", "manifests", *args])
         assert answer.exit_code == 2, (args, answer.output)
         assert what in answer.output and "Traceback" not in answer.output
+
+
+def test_a_command_for_a_release_needs_a_valid_reference(tmp_path: Path) -> None:
+    for reference, what in (
+        ("web", "--release must be NAMESPACE/NAME, not 'web'"),
+        ("prod/Web", "invalid CanaryRelease name 'Web'"),
+        ("a b/web", "invalid namespace 'a b'"),
+    ):
+        answer = runner.invoke(app, ["rollout", "pause", "--release", reference])
+        assert answer.exit_code == 2, answer.output
+        assert what in answer.output and "Traceback" not in answer.output
+    missing = tmp_path / "nope.yaml"
+    answer = runner.invoke(app, ["rollout", "abort", "--release", "prod/web", "--kubeconfig", str(missing)])
+    assert answer.exit_code == 2 and f"cannot read kubeconfig {missing}" in answer.output

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import signal
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -261,6 +263,92 @@ def test_deleting_a_release_mid_way_puts_every_request_back_on_the_primary(
         assert primary["spec"]["paused"] is True  # nothing rolled out on a delete
         assert running_images(http, namespace) == {"registry.example/web:1": 2}
         assert process.poll() is None, log.read_text()[-1500:]
+
+
+def ask(cluster: Cluster, command: str, namespace: str) -> subprocess.CompletedProcess[str]:
+    """`canarypilot rollout <command> --release NAMESPACE/web`, as a user would type it."""
+    argv = [str(Path(sys.executable).with_name("canarypilot")), "rollout", command]
+    argv += ["--release", f"{namespace}/web", "--kubeconfig", str(cluster.kubeconfig)]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+
+
+def annotate(http: httpx.Client, namespace: str, value: str) -> None:
+    answer = http.patch(
+        f"{operator_e2e.RELEASES}/namespaces/{namespace}/canaryreleases/web",
+        json={"metadata": {"annotations": {"canarypilot.io/command": value}}},
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
+    answer.raise_for_status()
+
+
+def annotations(http: httpx.Client, namespace: str) -> dict[str, str]:
+    found: dict[str, str] = operator_e2e.release(http, namespace, "web")["metadata"].get("annotations") or {}
+    return found
+
+
+def test_pause_and_resume_through_the_resource_hold_then_continue_the_release(
+    cluster: Cluster, prom: LocalPrometheus, tmp_path: Path
+) -> None:
+    namespace = setup_release(cluster, prom, job="healthy")
+    with (
+        cluster.http() as http,
+        WeightWatch(cluster, namespace, "web-canary") as watch,
+        running_operator(cluster, namespace, tmp_path / "operator.log"),
+    ):
+        start_release(http, namespace)
+        kube.wait_for(
+            "step 1", lambda: True if int(status(http, namespace).get("step") or 0) >= 1 else None, timeout=60
+        )
+        paused = ask(cluster, "pause", namespace)
+        assert paused.returncode == 0, paused.stderr
+        assert f"pause: asked of {namespace}/web" in paused.stdout
+        held = wait_phase(http, namespace, "Paused", timeout=20)
+        assert condition(held, "Paused") == "True"
+        assert "canarypilot.io/command" not in annotations(http, namespace)  # taken once
+        weights = list(watch.weights)
+        time.sleep(4)  # longer than a step's pause: a running release would have moved
+        assert watch.weights == weights and status(http, namespace)["phase"] == "Paused"
+        annotate(http, namespace, "jump")  # not a command: refused in an Event, nothing else
+        kube.wait_for(
+            "the unknown command taken",
+            lambda: True if "canarypilot.io/command" not in annotations(http, namespace) else None,
+            timeout=20,
+        )
+        ignored = [e for e in events(http, namespace) if e["reason"] == "CommandIgnored"]
+        assert (
+            ignored and "unknown command 'jump'" in ignored[0]["message"] and ignored[0]["type"] == "Warning"
+        )
+        assert status(http, namespace)["phase"] == "Paused"
+        annotate(http, namespace, "resume")  # kubectl annotate crel web canarypilot.io/command=resume
+        done = wait_phase(http, namespace, "Promoted", "RolledBack", "Failed")
+    assert done["phase"] == "Promoted", done
+    assert_climbed(watch.weights)
+
+
+def test_abort_through_the_resource_rolls_back_at_once(
+    cluster: Cluster, prom: LocalPrometheus, tmp_path: Path
+) -> None:
+    namespace = setup_release(cluster, prom, job="healthy")
+    with (
+        cluster.http() as http,
+        WeightWatch(cluster, namespace, "web-canary") as watch,
+        running_operator(cluster, namespace, tmp_path / "operator.log"),
+    ):
+        start_release(http, namespace)
+        kube.wait_for(
+            "step 2", lambda: True if int(status(http, namespace).get("step") or 0) >= 2 else None, timeout=60
+        )
+        aborted = ask(cluster, "abort", namespace)
+        assert aborted.returncode == 0, aborted.stderr
+        done = wait_phase(http, namespace, "Aborted", "Promoted", "RolledBack", "Failed", timeout=30)
+        time.sleep(0.5)
+        assert done["phase"] == "Aborted", done
+        assert watch.weights[-1] == 0 and max(watch.weights) < 1000, watch.weights
+        assert deployment(http, namespace, "web-canary")["spec"]["replicas"] == 0
+        assert running_images(http, namespace) == {"registry.example/web:1": 2}
+        again = ask(cluster, "resume", namespace)  # the release has ended: a one-line refusal
+        assert again.returncode == 2 and "is Aborted: nothing to resume" in again.stderr, again
+        assert "Traceback" not in again.stderr
 
 
 def lease_holder(http: httpx.Client, namespace: str) -> str:

@@ -218,6 +218,42 @@ def _control(ctx: typer.Context, command: str) -> None:
         typer.echo(f"{command}: queued for rollout {state.name!r}; taken {when}")
 
 
+def _control_release(reference: str, command: str, *, kubeconfig: str | None, context: str | None) -> None:
+    """Set the ``canarypilot.io/command`` annotation the operator takes (docs/operator.md)."""
+    import asyncio
+
+    from canarypilot.operator.reconciler import COMMAND_ANNOTATION
+    from canarypilot.operator.status import release_path
+    from canarypilot.render.argo import dns_label
+    from canarypilot.routing.kubernetes import KubeClient, NotFound
+
+    with friendly_errors():
+        namespace, _, name = reference.partition("/")
+        if not name:
+            fail(f"--release must be NAMESPACE/NAME, not {reference!r}")
+        dns_label(namespace, "namespace")
+        dns_label(name, "CanaryRelease name")
+
+        async def send() -> str:
+            client = KubeClient.from_environment(kubeconfig=kubeconfig, context=context)
+            try:
+                path = release_path(namespace, name)
+                try:
+                    current = await client.get(path)
+                except NotFound:
+                    fail(f"no CanaryRelease {namespace}/{name}")
+                phase = str((current.get("status") or {}).get("phase") or "")
+                if phase in ("Promoted", "RolledBack", "Aborted", "Failed", "Invalid"):
+                    fail(f"release {namespace}/{name} is {phase}: nothing to {command}")
+                await client.patch(path, {"metadata": {"annotations": {COMMAND_ANNOTATION: command}}})
+                return phase or "not started"
+            finally:
+                await client.aclose()
+
+        phase = asyncio.run(send())
+    typer.echo(f"{command}: asked of {reference} (now {phase}); the operator takes it on its next pass")
+
+
 def _controller_running(state_dir: Path) -> bool:
     import fcntl
 
@@ -283,7 +319,17 @@ def _make_control(name: str, text: str) -> None:
     def command(
         ctx: typer.Context,
         state_dir: Path | None = typer.Option(None, "--state-dir", help=_STATE_HELP),
+        release: str | None = typer.Option(
+            None,
+            "--release",
+            help="A CanaryRelease as NAMESPACE/NAME: ask the operator instead of a local rollout.",
+        ),
+        kubeconfig: str | None = typer.Option(None, help="With --release: kubeconfig path."),
+        context: str | None = typer.Option(None, help="With --release: kubeconfig context."),
     ) -> None:
+        if release is not None:
+            _control_release(release, name, kubeconfig=kubeconfig, context=context)
+            return
         if state_dir is not None:
             ctx.obj = {**(ctx.obj or {}), "state_dir": state_dir}
         _control(ctx, name)

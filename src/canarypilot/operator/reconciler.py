@@ -26,15 +26,15 @@ import logging
 from contextlib import AsyncExitStack
 from typing import Any
 
-from canarypilot._exceptions import CanaryPilotError, RouterUnavailable
+from canarypilot._exceptions import CanaryPilotError, RouterError, RouterUnavailable
 from canarypilot.clock import Clock, SystemClock
 from canarypilot.metrics.base import MetricsProvider
 from canarypilot.operator.lease import LeaderElector, LeadershipLost
 from canarypilot.operator.resource import InvalidRelease, Release, parse_release
-from canarypilot.operator.status import StatusStore, conditions, release_path
+from canarypilot.operator.status import StatusStore, conditions, event_body, release_path
 from canarypilot.operator.workload import Workload, rolled_out, template_hash
 from canarypilot.render.operator import API_VERSION, PLURAL
-from canarypilot.rollout import Phase, RolloutController
+from canarypilot.rollout import Command, Phase, RolloutController
 from canarypilot.routing.base import Router
 from canarypilot.routing.gateway import HTTPRouteRouter
 from canarypilot.routing.ingress import IngressRouter
@@ -43,6 +43,8 @@ from canarypilot.routing.kubernetes import Conflict, KubeClient, NotFound
 log = logging.getLogger("canarypilot.operator")
 #: Set on every release the operator runs: deleting one mid-release restores plain traffic first.
 FINALIZER = "canarypilot.io/restore-traffic"
+#: An operator command for the running release (pause, resume, abort, promote), removed once taken.
+COMMAND_ANNOTATION = "canarypilot.io/command"
 
 
 class FencedRouter:
@@ -130,6 +132,8 @@ class Operator:
         self.poll_seconds = poll_seconds
         self.clock: Clock = clock or SystemClock()
         self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
+        #: The running releases' stores, which take operator commands.
+        self._stores: dict[tuple[str, str], StatusStore] = {}
         self._invalid: dict[tuple[str, str], tuple[int, str]] = {}
 
     async def run(self) -> None:
@@ -168,10 +172,19 @@ class Operator:
                     except CanaryPilotError as exc:  # retried on the next pass
                         log.warning("release %s/%s: restoring traffic before deletion: %s", *key, exc)
                 continue
+            requested = (meta.get("annotations") or {}).get(COMMAND_ANNOTATION)
+            if isinstance(requested, str):
+                try:
+                    await self.take_command(obj, key, requested)
+                except LeadershipLost:
+                    raise
+                except CanaryPilotError as exc:  # taken again on the next pass
+                    log.warning("release %s/%s: command %r: %s", *key, requested[:40], exc)
             if task is not None and not task.done():
                 continue
             if task is not None:
                 self._tasks.pop(key)
+                self._stores.pop(key, None)
                 failure = None if task.cancelled() else task.exception()
                 if isinstance(failure, LeadershipLost):
                     raise failure
@@ -226,11 +239,48 @@ class Operator:
         if unfinished or fresh:
             self._tasks[key] = asyncio.create_task(self._run_release(release, obj, digest, fresh=fresh))
 
+    async def take_command(self, obj: dict[str, Any], key: tuple[str, str], requested: str) -> None:
+        """``canarypilot.io/command: pause|resume|abort|promote`` on the resource: handed to the
+        running release's controller, then the annotation removed (only if it still says the
+        same: a newer command is taken on the next pass). With no release running it is
+        ignored, with a Warning Event saying so."""
+        meta = obj.get("metadata") or {}
+        task, store = self._tasks.get(key), self._stores.get(key)
+        ignored: str | None = None
+        try:
+            command = Command(requested.strip().lower())
+        except ValueError:
+            ignored = f"unknown command {requested[:40]!r} (pause, resume, abort or promote): ignored"
+        else:
+            if store is None or task is None or task.done():
+                ignored = f"{command.value}: no release is running: ignored"
+            else:
+                store.put_command(command, at=self.clock.now())
+                log.info("release %s/%s: %s requested", *key, command.value)
+        self.elector.ensure()
+        pointer = "/metadata/annotations/" + COMMAND_ANNOTATION.replace("~", "~0").replace("/", "~1")
+        try:
+            await self.client.json_patch(
+                release_path(*key),
+                [{"op": "test", "path": pointer, "value": requested}, {"op": "remove", "path": pointer}],
+            )
+        except (NotFound, Conflict):
+            return
+        except RouterError:  # the test failed (a newer command): the next pass takes that one
+            return
+        if ignored is not None:
+            log.warning("release %s/%s: %s", *key, ignored)
+            where = (key[0], key[1], str(meta.get("uid", "")))
+            body = event_body(where, "CommandIgnored", ignored, warning=True, at=self.clock.now())
+            with contextlib.suppress(RouterUnavailable, RouterError):
+                await self.client.create(f"/api/v1/namespaces/{key[0]}/events", body)
+
     async def finalize(self, obj: dict[str, Any], key: tuple[str, str]) -> None:
         """The release is being deleted: stop it, put every request back on the primary (canary
         weight 0, canary scaled to 0), then let the API server delete it. The primary stays as
         it is (paused, with whatever template its spec holds): nothing is rolled out on a delete."""
         task = self._tasks.pop(key, None)
+        self._stores.pop(key, None)
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
@@ -260,6 +310,7 @@ class Operator:
         store = StatusStore(
             self.client, release, obj, fence=self.elector.ensure, now=self.clock.now, fresh=fresh
         )
+        self._stores[(release.namespace, release.name)] = store
         if fresh:
             await store.flush(releaseTemplateHash=digest, finalized=False)
         digest = str(store.status.get("releaseTemplateHash") or digest)

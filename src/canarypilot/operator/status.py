@@ -257,31 +257,40 @@ class StatusStore:
         warning = event.kind is EventKind.ROUTER_FAILED or (
             event.kind is EventKind.VERDICT and event.data.get("action") == "rollback"
         )
-        when = stamp(event.at)
-        body = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"generateName": f"{self.release.name}.", "namespace": self.release.namespace},
-            "involvedObject": {
-                "apiVersion": API_VERSION,
-                "kind": KIND,
-                "name": self.release.name,
-                "namespace": self.release.namespace,
-                "uid": self.uid,
-            },
-            "reason": reason,
-            "message": describe(event)[:1000],
-            "type": "Warning" if warning else "Normal",
-            "source": {"component": "canarypilot-operator"},
-            "firstTimestamp": when,
-            "lastTimestamp": when,
-            "count": 1,
-        }
+        where = (self.release.namespace, self.release.name, self.uid)
+        body = event_body(where, reason, describe(event), warning=warning, at=event.at)
         try:
             self.fence()
             await self.client.create(f"/api/v1/namespaces/{self.release.namespace}/events", body)
         except RouterUnavailable as exc:  # Events are best effort; the status holds the truth
             log.warning("release %s: event not posted: %s", self.release.name, exc)
+
+
+def event_body(
+    release: tuple[str, str, str], reason: str, message: str, *, warning: bool, at: float
+) -> dict[str, Any]:
+    """A Kubernetes Event about the release ``(namespace, name, uid)``."""
+    namespace, name, uid = release
+    when = stamp(at)
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"generateName": f"{name}.", "namespace": namespace},
+        "involvedObject": {
+            "apiVersion": API_VERSION,
+            "kind": KIND,
+            "name": name,
+            "namespace": namespace,
+            "uid": uid,
+        },
+        "reason": reason,
+        "message": message[:1000],
+        "type": "Warning" if warning else "Normal",
+        "source": {"component": "canarypilot-operator"},
+        "firstTimestamp": when,
+        "lastTimestamp": when,
+        "count": 1,
+    }
 
 
 def describe(event: RolloutEvent) -> str:

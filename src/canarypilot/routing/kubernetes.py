@@ -126,8 +126,17 @@ class KubeClient:
         """A JSON merge patch (RFC 7386)."""
         return await self._send("PATCH", path, json=body, content_type="application/merge-patch+json")
 
+    async def json_patch(self, path: str, operations: list[dict[str, Any]]) -> dict[str, Any]:
+        """A JSON patch (RFC 6902): with a ``test`` operation, applied only if it holds."""
+        return await self._send("PATCH", path, json=operations, content_type="application/json-patch+json")
+
     async def _send(
-        self, method: str, path: str, *, json: dict[str, Any] | None = None, content_type: str | None = None
+        self,
+        method: str,
+        path: str,
+        *,
+        json: dict[str, Any] | list[dict[str, Any]] | None = None,
+        content_type: str | None = None,
     ) -> dict[str, Any]:
         headers = {"Accept": "application/json"}
         token = self._bearer()
