@@ -170,6 +170,8 @@ class Cluster:
     kubeconfig: Path
     token: str
     ca_pem: str
+    #: The kube-apiserver's process id (0 when unknown), for tests that take it away.
+    api_pid: int = 0
 
     def http(self) -> httpx.Client:
         """A synchronous client for set-up and for reading objects back, TLS verified."""

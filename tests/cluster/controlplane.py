@@ -64,7 +64,8 @@ def control_plane(
             )
         )
         kubeconfig = write_kubeconfig(workdir / "kubeconfig", server=api.url, ca_pem=api.ca_pem, token=token)
-        cluster = Cluster(url=api.url, kubeconfig=kubeconfig, token=token, ca_pem=api.ca_pem)
+        pid = api.process.proc.pid if api.process is not None else 0
+        cluster = Cluster(url=api.url, kubeconfig=kubeconfig, token=token, ca_pem=api.ca_pem, api_pid=pid)
         with cluster.http() as http:
             install_crds(http, parts.crds)
         stack.enter_context(

@@ -175,3 +175,40 @@ class WeightWatch:
                     value = (obj.get("metadata", {}).get("annotations") or {}).get(CANARY_WEIGHT)
                     if value is not None and (not self.weights or self.weights[-1] != int(value)):
                         self.weights.append(int(value))
+
+
+@contextmanager
+def restarting_operator(cluster: Cluster, namespace: str, log: Path) -> Iterator[list[int]]:
+    """The operator as Kubernetes runs it: started again whenever it exits (it stops on a lost
+    Lease, exit 1). Yields the exit codes seen so far."""
+    exits: list[int] = []
+    stop = threading.Event()
+    current: list[subprocess.Popen[bytes]] = []
+
+    def loop() -> None:
+        while not stop.is_set():
+            with log.open("ab") as out:
+                process = subprocess.Popen(operator_command(cluster, namespace), stdout=out, stderr=out)
+            current[:] = [process]
+            while process.poll() is None and not stop.is_set():
+                stop.wait(0.2)
+            if process.poll() is None:
+                return
+            exits.append(process.returncode)
+            stop.wait(1.0)  # a restart back-off
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield exits
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        for process in current:
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()

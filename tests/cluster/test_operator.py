@@ -8,6 +8,7 @@ operator (a new identity) takes over quickly.
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -349,6 +350,68 @@ def test_abort_through_the_resource_rolls_back_at_once(
         again = ask(cluster, "resume", namespace)  # the release has ended: a one-line refusal
         assert again.returncode == 2 and "is Aborted: nothing to resume" in again.stderr, again
         assert "Traceback" not in again.stderr
+
+
+def test_the_api_server_away_for_a_minute_nothing_moves_then_every_release_ends_right(
+    cluster: Cluster, prom: LocalPrometheus, tmp_path: Path
+) -> None:
+    """kube-apiserver frozen (SIGSTOP) for 60 s with a healthy and a regressed release in
+    flight: the operator loses its Lease and stops, is restarted (as Kubernetes would) until
+    it leads again, and resumes both from their status: the healthy one promoted with every
+    weight applied once, the regressed one rolled back, never past the first rung."""
+    assert cluster.api_pid > 0
+    namespace = f"op{next(_counter)}-outage"
+    jobs = {"web": "healthy", "api": "regressed"}
+    log = tmp_path / "operator.log"
+    with cluster.http() as http:
+        create_namespace(http, namespace)
+        for app, job in jobs.items():
+            kube.apply_all(http, workload(namespace, app, f"registry.example/{app}:1"))
+            kube.apply_all(http, [canary_release(namespace, app, metrics_job=job, prometheus_url=prom.url)])
+        with (
+            WeightWatch(cluster, namespace, "web-canary") as web,
+            WeightWatch(cluster, namespace, "api-canary") as api,
+            operator_e2e.restarting_operator(cluster, namespace, log) as exits,
+        ):
+
+            def phase(app: str) -> str:
+                found = operator_e2e.release(http, namespace, app).get("status") or {}
+                return str(found.get("phase") or "")
+
+            kube.wait_for(
+                "both adopted", lambda: True if {phase(a) for a in jobs} == {"Idle"} else None, timeout=60
+            )
+            set_image(http, namespace, "web", "registry.example/web:2")
+            kube.wait_for(
+                "web at 10 %", lambda: True if web.weights and web.weights[-1] >= 100 else None, timeout=60
+            )
+            # The regressed canary just took its first 5 %: its rollback is decided in the outage.
+            set_image(http, namespace, "api", "registry.example/api:2")
+            kube.wait_for("api at 5 %", lambda: True if api.weights == [50] else None, timeout=60, every=0.05)
+            os.kill(cluster.api_pid, signal.SIGSTOP)
+            try:
+                time.sleep(60)
+            finally:
+                os.kill(cluster.api_pid, signal.SIGCONT)
+            resumed = time.monotonic()
+            kube.wait_for(
+                "api back at 0", lambda: True if api.weights[-1] == 0 else None, timeout=120, every=0.05
+            )
+            rolled_back = time.monotonic() - resumed
+            final = {"Promoted", "RolledBack", "Failed", "Aborted"}
+            kube.wait_for(
+                "both ended", lambda: True if {phase(a) for a in jobs} <= final else None, timeout=180
+            )
+            ended = time.monotonic() - resumed
+            time.sleep(0.5)
+        assert (phase("web"), phase("api")) == ("Promoted", "RolledBack"), log.read_text()[-3000:]
+    assert exits and all(code == 1 for code in exits), exits  # a lost Lease: exit 1, restarted
+    assert_climbed(web.weights)
+    assert api.weights[-1] == 0 and max(api.weights) == 50, api.weights
+    print(
+        f"API server away 60 s: operator restarted {len(exits)}x; the rollback decided in the outage "
+        f"applied {rolled_back:.1f}s after it returned; both releases ended {ended:.0f}s after"
+    )
 
 
 def lease_holder(http: httpx.Client, namespace: str) -> str:
