@@ -28,16 +28,14 @@ from typing import Any
 
 from canarypilot._exceptions import CanaryPilotError, RouterError, RouterUnavailable
 from canarypilot.clock import Clock, SystemClock
-from canarypilot.metrics.base import MetricsProvider
+from canarypilot.operator.batching import SharedPrometheus
 from canarypilot.operator.lease import LeaderElector, LeadershipLost
 from canarypilot.operator.resource import InvalidRelease, Release, parse_release
 from canarypilot.operator.status import StatusStore, conditions, event_body, release_path
+from canarypilot.operator.wiring import FencedRouter, FlushingClock, build_router, open_metrics
 from canarypilot.operator.workload import Workload, rolled_out, template_hash
 from canarypilot.render.operator import API_VERSION, PLURAL
 from canarypilot.rollout import Command, Phase, RolloutController
-from canarypilot.routing.base import Router
-from canarypilot.routing.gateway import HTTPRouteRouter
-from canarypilot.routing.ingress import IngressRouter
 from canarypilot.routing.kubernetes import Conflict, KubeClient, NotFound
 
 log = logging.getLogger("canarypilot.operator")
@@ -45,73 +43,6 @@ log = logging.getLogger("canarypilot.operator")
 FINALIZER = "canarypilot.io/restore-traffic"
 #: An operator command for the running release (pause, resume, abort, promote), removed once taken.
 COMMAND_ANNOTATION = "canarypilot.io/command"
-
-
-class FencedRouter:
-    """A router that writes the status first and checks the Lease before every change."""
-
-    def __init__(self, inner: Router, store: StatusStore, elector: LeaderElector) -> None:
-        self.inner, self.store, self.elector = inner, store, elector
-
-    async def set_weight(self, weight: float) -> None:
-        await self.store.flush()
-        self.elector.ensure()
-        await self.inner.set_weight(weight)
-
-    async def get_weight(self) -> float:
-        return await self.inner.get_weight()
-
-    async def reset(self) -> None:
-        await self.store.flush()
-        self.elector.ensure()
-        await self.inner.reset()
-
-
-class FlushingClock:
-    """The operator's clock: the status is written before the controller waits."""
-
-    def __init__(self, inner: Clock, store: StatusStore) -> None:
-        self.inner, self.store = inner, store
-
-    def now(self) -> float:
-        return self.inner.now()
-
-    async def sleep(self, seconds: float) -> None:
-        await self.store.flush()
-        await self.inner.sleep(seconds)
-
-
-def build_router(client: KubeClient, release: Release) -> Router:
-    spec = release.spec
-    if spec.router.ingress is not None:
-        return IngressRouter(
-            client,
-            namespace=release.namespace,
-            stable_ingress=spec.router.ingress.name,
-            canary_service=release.canary_service,
-        )
-    assert spec.router.http_route is not None
-    route = spec.router.http_route
-    return HTTPRouteRouter(
-        client,
-        namespace=release.namespace,
-        route=route.name,
-        rule=route.rule,
-        stable_service=spec.service.name,
-        canary_service=release.canary_service,
-    )
-
-
-async def open_metrics(release: Release, stack: AsyncExitStack) -> MetricsProvider:
-    settings = release.rollout.settings
-    if settings.prometheus.url:
-        from canarypilot.metrics.prometheus import PrometheusMetrics
-
-        return await stack.enter_async_context(PrometheusMetrics(settings.prometheus, settings.query))
-    from canarypilot.metrics.scrape import ScrapeMetrics
-
-    provider = ScrapeMetrics.from_settings(settings, service=release.rollout.target.service)
-    return await stack.enter_async_context(provider)
 
 
 class Operator:
@@ -125,6 +56,7 @@ class Operator:
         namespace: str | None = None,
         poll_seconds: float = 2.0,
         clock: Clock | None = None,
+        batch_window_seconds: float = 0.05,
     ) -> None:
         self.client = client
         self.elector = elector
@@ -132,6 +64,9 @@ class Operator:
         self.poll_seconds = poll_seconds
         self.clock: Clock = clock or SystemClock()
         self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
+        #: One batching client per Prometheus, shared by the releases that read it.
+        self._providers = AsyncExitStack()
+        self.shared = SharedPrometheus(self._providers, window_seconds=batch_window_seconds)
         #: The running releases' stores, which take operator commands.
         self._stores: dict[tuple[str, str], StatusStore] = {}
         self._invalid: dict[tuple[str, str], tuple[int, str]] = {}
@@ -155,6 +90,7 @@ class Operator:
             for task in self._tasks.values():
                 task.cancel()
             await asyncio.gather(keeper, *self._tasks.values(), return_exceptions=True)
+            await self._providers.aclose()
 
     async def reconcile_all(self) -> None:
         where = f"/namespaces/{self.namespace}" if self.namespace else ""
@@ -190,6 +126,10 @@ class Operator:
                     raise failure
                 if failure is not None:  # the next pass resumes it from the status
                     log.warning("release %s/%s stopped: %s", *key, failure)
+                # This pass's listing may predate the task's last status writes (a pass over
+                # many releases takes a while): reconciling from it would resume the release
+                # from a stale checkpoint. The next pass lists it afresh.
+                continue
             try:
                 await self.reconcile(obj)
             except LeadershipLost:
@@ -320,7 +260,7 @@ class Operator:
             await workload.bring_up_canary(primary)
         router = build_router(self.client, release)
         async with AsyncExitStack() as stack:
-            metrics = await open_metrics(release, stack)
+            metrics = await open_metrics(release, stack, self.shared)
             controller = RolloutController(
                 release.rollout,
                 metrics=metrics,

@@ -178,7 +178,7 @@ class StatusStore:
         for event in events:
             history.append(
                 {
-                    "at": stamp(event.at),
+                    "at": micro_time(event.at),  # to the microsecond: how long a change took
                     "kind": event.kind.value,
                     "weight": event.weight,
                     "message": describe(event)[:500],
