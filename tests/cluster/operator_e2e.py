@@ -16,9 +16,12 @@ from typing import Any
 import httpx
 
 from tests.cluster.apiserver import Cluster
+from tests.cluster.binaries import BuildFailed, go_binary
+from tests.cluster.controlplane import control_plane
 from tests.cluster.rollout_e2e import FAST_SETTINGS
 
 RELEASES = "/apis/canarypilot.io/v1alpha1"
+CRD = Path(__file__).resolve().parents[2] / "deploy" / "operator" / "canaryrelease-crd.yaml"
 CANARY_WEIGHT = "nginx.ingress.kubernetes.io/canary-weight"
 #: The rollout's compressed timings, and the analysis sliced by the data's own 1 s samples
 #: (the default 30 s slices would make every step wait half a minute for its first slice).
@@ -212,3 +215,22 @@ def restarting_operator(cluster: Cluster, namespace: str, log: Path) -> Iterator
                 except subprocess.TimeoutExpired:
                     process.kill()
                     process.wait()
+
+
+@contextmanager
+def operator_control_plane(workdir: Path, *, authorization: str = "AlwaysAllow") -> Iterator[Cluster]:
+    """The end-to-end control plane with the CanaryRelease CRD installed (skips without Go)."""
+    import pytest
+
+    from tests.cluster.test_argo_e2e import control_plane_parts
+
+    go = go_binary()
+    if go is None:
+        pytest.skip("go is not installed: cannot build the control plane")
+    try:
+        parts = control_plane_parts(go, "v1.7.2")
+    except BuildFailed as exc:
+        pytest.fail(f"building the control plane failed: {exc}")
+    parts = type(parts)(**{**parts.__dict__, "crds": [*parts.crds, CRD]})
+    with control_plane(parts, workdir, authorization=authorization) as running:
+        yield running

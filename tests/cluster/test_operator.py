@@ -24,30 +24,18 @@ import pytest
 from canarypilot.local.prometheus import LocalPrometheus
 from tests.cluster import kube, operator_e2e
 from tests.cluster.apiserver import Cluster, create_namespace
-from tests.cluster.binaries import BuildFailed, go_binary
-from tests.cluster.controlplane import control_plane
 from tests.cluster.operator_e2e import WeightWatch, canary_release, running_operator, set_image, workload
 from tests.cluster.rollout_e2e import dense_prometheus
-from tests.cluster.test_argo_e2e import control_plane_parts
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-CRD = Path(__file__).resolve().parents[2] / "deploy" / "operator" / "canaryrelease-crd.yaml"
 RELEASE_TIMEOUT = 120.0
 _counter = iter(range(1, 1000))
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    go = go_binary()
-    if go is None:
-        pytest.skip("go is not installed: cannot build the control plane")
-    try:
-        parts = control_plane_parts(go, "v1.7.2")
-    except BuildFailed as exc:
-        pytest.fail(f"building the control plane failed: {exc}")
-    parts = type(parts)(**{**parts.__dict__, "crds": [*parts.crds, CRD]})
-    with control_plane(parts, tmp_path_factory.mktemp("operator-cp")) as running:
+    with operator_e2e.operator_control_plane(tmp_path_factory.mktemp("operator-cp")) as running:
         yield running
 
 

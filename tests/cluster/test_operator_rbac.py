@@ -23,15 +23,11 @@ import yaml
 from canarypilot.render.operator import OPERATOR, OperatorOptions, operator_objects
 from tests.cluster import kube, operator_e2e
 from tests.cluster.apiserver import Cluster, create_namespace, write_kubeconfig
-from tests.cluster.binaries import BuildFailed, go_binary
-from tests.cluster.controlplane import control_plane
 from tests.cluster.operator_e2e import WeightWatch, canary_release, running_operator, set_image, workload
 from tests.cluster.rollout_e2e import dense_prometheus
-from tests.cluster.test_argo_e2e import control_plane_parts
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-CRD = Path(__file__).resolve().parents[2] / "deploy" / "operator" / "canaryrelease-crd.yaml"
 SYSTEM = "canarypilot"  # where the operator runs (and its Lease)
 APPS = "apps"
 SCOPED = "canarypilot-scoped"  # a second install that watches only SCOPED_APPS
@@ -40,15 +36,9 @@ SCOPED_APPS = "team-a"
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    go = go_binary()
-    if go is None:
-        pytest.skip("go is not installed: cannot build the control plane")
-    try:
-        parts = control_plane_parts(go, "v1.7.2")
-    except BuildFailed as exc:
-        pytest.fail(f"building the control plane failed: {exc}")
-    parts = type(parts)(**{**parts.__dict__, "crds": [*parts.crds, CRD]})
-    with control_plane(parts, tmp_path_factory.mktemp("rbac-cp"), authorization="RBAC") as running:
+    with operator_e2e.operator_control_plane(
+        tmp_path_factory.mktemp("rbac-cp"), authorization="RBAC"
+    ) as running:
         with running.http() as http:
             for namespace in (SYSTEM, APPS, SCOPED, SCOPED_APPS):
                 create_namespace(http, namespace)

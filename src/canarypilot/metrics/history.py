@@ -26,13 +26,16 @@ error rates of the summed counts, for display and for the safe weight.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 from canarypilot._exceptions import ConfigError
 from canarypilot.metrics import promql
 from canarypilot.model import Slice, SliceCounts, Snapshot, StepHistory, Target, VersionStats
 from canarypilot.policy import Settings
+
+T = TypeVar("T")
 
 #: Prometheus answers at most 11,000 points per series of a range query.
 MAX_SLICES = 10_000
@@ -122,6 +125,27 @@ class StepQuery:
     def __post_init__(self) -> None:
         if self.weight is not None and (not math.isfinite(self.weight) or not 0 < self.weight <= 100):
             raise ConfigError(f"step weight {self.weight!r} is not in (0, 100]")
+
+
+def one_per_target(items: Sequence[T], target: Callable[[T], Target]) -> list[list[T]]:
+    """``items`` in calls to ``history_many``, whose answer is keyed by target: each call
+    holds each pair of versions once, so steps of a pair asked differently go in later calls.
+
+    >>> one_per_target(["a1", "b1", "a2"], lambda s: Target(s[0]))
+    [['a1', 'b1'], ['a2']]
+    """
+    calls: list[list[T]] = []
+    remaining = list(items)
+    while remaining:
+        group: list[T] = []
+        later: list[T] = []
+        seen: set[Target] = set()
+        for item in remaining:
+            (later if target(item) in seen else group).append(item)
+            seen.add(target(item))
+        calls.append(group)
+        remaining = later
+    return calls
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
 from canarypilot.metrics.base import BatchMetricsProvider
-from canarypilot.metrics.history import Slicing, StepQuery
+from canarypilot.metrics.history import Slicing, StepQuery, one_per_target
 from canarypilot.model import Snapshot, StepHistory, Target
 from canarypilot.policy import PrometheusSettings, QueryPolicy
 
@@ -43,9 +43,6 @@ class BatchedHistories:
         self.window = window_seconds
         self._pending: list[_Request] = []
         self._flusher: asyncio.Task[None] | None = None
-        #: How many ``history_many`` calls answered how many requests (for the benchmark).
-        self.calls = 0
-        self.requests = 0
 
     async def snapshot(self, target: Target, *, window_seconds: float | None = None) -> Snapshot:
         return await self.inner.snapshot(target, window_seconds=window_seconds)
@@ -77,18 +74,8 @@ class BatchedHistories:
         await asyncio.gather(*(self._fetch(slicing, group) for slicing, group in by_slicing.items()))
 
     async def _fetch(self, slicing: Slicing, requests: Sequence[_Request]) -> None:
-        remaining = list(requests)
-        while remaining:
-            group: list[_Request] = []
-            later: list[_Request] = []
-            seen: set[Target] = set()
-            for request in remaining:
-                (later if request.step.target in seen else group).append(request)
-                seen.add(request.step.target)
-            remaining = later
+        for group in one_per_target(requests, lambda request: request.step.target):
             ats = [r.at for r in group if r.at is not None]
-            self.calls += 1
-            self.requests += len(group)
             try:
                 found = await self.inner.history_many(
                     [r.step for r in group], slicing=slicing, at=max(ats) if ats else None
@@ -122,7 +109,3 @@ class SharedPrometheus:
             provider = await self._stack.enter_async_context(PrometheusMetrics(prometheus, query))
             shared = self._open[key] = BatchedHistories(provider, window_seconds=self._window)
         return shared
-
-    @property
-    def providers(self) -> list[BatchedHistories]:
-        return list(self._open.values())

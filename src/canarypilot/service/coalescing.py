@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from canarypilot.clock import Clock, SystemClock
 from canarypilot.metrics.base import BatchMetricsProvider, MetricsProvider
-from canarypilot.metrics.history import Slicing, StepQuery
+from canarypilot.metrics.history import Slicing, StepQuery, one_per_target
 from canarypilot.model import Decision, StepHistory, Target, Verdict
 
 Judge = Callable[[StepHistory], Verdict]
@@ -154,15 +154,7 @@ class Analyzer:
         # One batch holds each version pair once per call to history_many (its answer is
         # keyed by target): steps of the same pair asked differently go in separate calls.
         out: dict[StepQuery, StepHistory] = {}
-        remaining = list(batch)
-        while remaining:
-            group: list[StepQuery] = []
-            later: list[StepQuery] = []
-            seen: set[Target] = set()
-            for step in remaining:
-                (later if step.target in seen else group).append(step)
-                seen.add(step.target)
-            remaining = later
+        for group in one_per_target(batch, lambda step: step.target):
             if isinstance(self.provider, BatchMetricsProvider):
                 found = await self.provider.history_many(group, slicing=self._slicing)
                 out.update({s: found[s.target] for s in group})
