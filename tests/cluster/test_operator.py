@@ -15,6 +15,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -222,11 +224,27 @@ def test_a_sigkilled_operator_resumes_the_release_without_losing_or_repeating_a_
     assert routed and routed == climb[-len(routed) :], (routed, watch.weights)
 
 
-def test_deleting_a_release_mid_way_puts_every_request_back_on_the_primary(
-    cluster: Cluster, prom: LocalPrometheus, tmp_path: Path
-) -> None:
+def at_step(http: httpx.Client, namespace: str, step: int) -> None:
+    kube.wait_for(
+        f"step {step}",
+        lambda: True if int(status(http, namespace).get("step") or 0) >= step else None,
+        timeout=60,
+    )
+
+
+@dataclass
+class MidRelease:
+    namespace: str
+    http: httpx.Client
+    watch: WeightWatch
+    process: subprocess.Popen[bytes]
+    log: Path
+
+
+@contextmanager
+def release_at_step_2(cluster: Cluster, prom: LocalPrometheus, tmp_path: Path) -> Iterator[MidRelease]:
+    """A healthy release the operator has taken to step 2, its canary weights watched."""
     namespace = setup_release(cluster, prom, job="healthy")
-    path = f"{operator_e2e.RELEASES}/namespaces/{namespace}/canaryreleases/web"
     log = tmp_path / "operator.log"
     with (
         cluster.http() as http,
@@ -234,12 +252,17 @@ def test_deleting_a_release_mid_way_puts_every_request_back_on_the_primary(
         running_operator(cluster, namespace, log) as process,
     ):
         start_release(http, namespace)
+        at_step(http, namespace, 2)
+        yield MidRelease(namespace, http, watch, process, log)
+
+
+def test_deleting_a_release_mid_way_puts_every_request_back_on_the_primary(
+    cluster: Cluster, prom: LocalPrometheus, tmp_path: Path
+) -> None:
+    with release_at_step_2(cluster, prom, tmp_path) as mid:
+        namespace, http, watch, process, log = mid.namespace, mid.http, mid.watch, mid.process, mid.log
+        path = f"{operator_e2e.RELEASES}/namespaces/{namespace}/canaryreleases/web"
         assert "canarypilot.io/restore-traffic" in kube.get(http, path)["metadata"]["finalizers"]
-        kube.wait_for(
-            "step 2",
-            lambda: True if int(status(http, namespace).get("step") or 0) >= 2 else None,
-            timeout=60,
-        )
         assert watch.weights and watch.weights[-1] > 0
         assert http.delete(path).status_code == 200
         kube.wait_for(
@@ -252,6 +275,52 @@ def test_deleting_a_release_mid_way_puts_every_request_back_on_the_primary(
         assert primary["spec"]["paused"] is True  # nothing rolled out on a delete
         assert running_images(http, namespace) == {"registry.example/web:1": 2}
         assert process.poll() is None, log.read_text()[-1500:]
+
+
+def test_a_newer_template_mid_release_restarts_the_release_on_it(
+    cluster: Cluster, prom: LocalPrometheus, tmp_path: Path
+) -> None:
+    """web:3 lands while web:2 is at step 2: web:2's traffic goes to 0, the canary runs web:3
+    from the minimum weight again, and web:3 (the template validated) is what is promoted."""
+    with release_at_step_2(cluster, prom, tmp_path) as mid:
+        namespace, http, watch, process, log = mid.namespace, mid.http, mid.watch, mid.process, mid.log
+        first_climb = list(watch.weights)
+        set_image(http, namespace, "web", "registry.example/web:3")
+        kube.wait_for(
+            "the canary on web:3",
+            lambda: image(deployment(http, namespace, "web-canary")) == "registry.example/web:3" or None,
+            timeout=30,
+        )
+        done = wait_phase(http, namespace, "Promoted", "RolledBack", "Failed")
+        time.sleep(0.5)
+        assert process.poll() is None, log.read_text()[-1500:]
+    assert done["phase"] == "Promoted", (done, log.read_text()[-2000:])
+    restart = watch.weights.index(0)
+    assert watch.weights[:restart] == first_climb[:restart] and restart >= 2, watch.weights
+    assert_climbed(watch.weights[restart + 1 :])  # from 5 % again, every rung judged
+    with cluster.http() as http:
+        primary = deployment(http, namespace, "web")
+        assert image(primary) == "registry.example/web:3" and primary["spec"]["paused"] is True
+        assert running_images(http, namespace) == {"registry.example/web:3": 2}
+        changed = [e for e in events(http, namespace) if e["reason"] == "TemplateChanged"]
+    assert len(changed) == 1 and "starts again" in changed[0]["message"], changed
+
+
+def test_a_revert_to_the_stable_template_mid_release_stops_it_and_promotes_nothing(
+    cluster: Cluster, prom: LocalPrometheus, tmp_path: Path
+) -> None:
+    with release_at_step_2(cluster, prom, tmp_path) as mid:
+        namespace, http, watch, process, log = mid.namespace, mid.http, mid.watch, mid.process, mid.log
+        set_image(http, namespace, "web", "registry.example/web:1")
+        stopped = wait_phase(http, namespace, "Idle", timeout=30)
+        time.sleep(2.0)  # a pass or two later: nothing starts again
+        assert process.poll() is None, log.read_text()[-1500:]
+        assert status(http, namespace)["phase"] == "Idle"
+    assert stopped["finalized"] is True and "validated before" in stopped["message"], stopped
+    assert watch.weights[-1] == 0 and 1000 not in watch.weights, watch.weights
+    with cluster.http() as http:
+        assert deployment(http, namespace, "web-canary")["spec"]["replicas"] == 0
+        assert running_images(http, namespace) == {"registry.example/web:1": 2}
 
 
 def ask(cluster: Cluster, command: str, namespace: str) -> subprocess.CompletedProcess[str]:

@@ -222,8 +222,7 @@ def _control_release(reference: str, command: str, *, kubeconfig: str | None, co
     """Set the ``canarypilot.io/command`` annotation the operator takes (docs/operator.md)."""
     import asyncio
 
-    from canarypilot.operator.reconciler import COMMAND_ANNOTATION
-    from canarypilot.operator.status import release_path
+    from canarypilot.operator.status import COMMAND_ANNOTATION, release_path
     from canarypilot.render.argo import dns_label
     from canarypilot.routing.kubernetes import KubeClient, NotFound
 

@@ -11,7 +11,11 @@ Read it top to bottom. ``Operator.run`` waits for the Lease, then every
 3. a checkpoint in the status that is not finished, or a template hash that is neither
    the stable one nor the last rejected one, starts a task that runs the release: the
    canary brought up, the controller run on the status store, then the workload's end
-   (promotion or rollback) and the checkpoint marked ``finalized``.
+   (promotion or rollback) and the checkpoint marked ``finalized``;
+4. a running release whose Deployment got yet another template (checked every
+   ``TEMPLATE_CHECK_SECONDS``, and once more before promoting) is superseded: its run
+   stopped, the canary route set to 0, and a fresh release started on the newest template
+   (none if that is the stable or the rejected one). What was validated is what is promoted.
 
 Writes go through the elector's fence; the store is flushed before every router call
 and every wait, so the status is always at least as new as the router.
@@ -26,26 +30,25 @@ import logging
 from contextlib import AsyncExitStack
 from typing import Any
 
-from canarypilot._exceptions import CanaryPilotError, RouterError, RouterUnavailable
+from canarypilot._exceptions import CanaryPilotError, RouterUnavailable
 from canarypilot.clock import Clock, SystemClock
 from canarypilot.operator.batching import SharedPrometheus
 from canarypilot.operator.lease import LeaderElector, LeadershipLost
+from canarypilot.operator.requests import FINALIZER, UserRequests
 from canarypilot.operator.resource import InvalidRelease, Release, parse_release
-from canarypilot.operator.status import StatusStore, conditions, event_body, release_path
+from canarypilot.operator.status import COMMAND_ANNOTATION, StatusStore, conditions, release_path
 from canarypilot.operator.wiring import FencedRouter, FlushingClock, build_router, open_metrics
 from canarypilot.operator.workload import Workload, rolled_out, template_hash
 from canarypilot.render.operator import API_VERSION, PLURAL
-from canarypilot.rollout import Command, Phase, RolloutController
-from canarypilot.routing.kubernetes import Conflict, KubeClient, NotFound
+from canarypilot.rollout import Phase, RolloutController
+from canarypilot.routing.kubernetes import Conflict, KubeClient
 
 log = logging.getLogger("canarypilot.operator")
-#: Set on every release the operator runs: deleting one mid-release restores plain traffic first.
-FINALIZER = "canarypilot.io/restore-traffic"
-#: An operator command for the running release (pause, resume, abort, promote), removed once taken.
-COMMAND_ANNOTATION = "canarypilot.io/command"
+#: How often a running release's Deployment is read for a newer template (one GET each).
+TEMPLATE_CHECK_SECONDS = 5.0
 
 
-class Operator:
+class Operator(UserRequests):
     """Reconciles every CanaryRelease in ``namespace`` (None: all namespaces)."""
 
     def __init__(
@@ -70,6 +73,9 @@ class Operator:
         #: The running releases' stores, which take operator commands.
         self._stores: dict[tuple[str, str], StatusStore] = {}
         self._invalid: dict[tuple[str, str], tuple[int, str]] = {}
+        #: The template each running release validates, and when its Deployment was last read.
+        self._digests: dict[tuple[str, str], str] = {}
+        self._checked: dict[tuple[str, str], float] = {}
 
     async def run(self) -> None:
         """Lead, reconcile until leadership is lost (``LeadershipLost``), then stop every release."""
@@ -117,10 +123,17 @@ class Operator:
                 except CanaryPilotError as exc:  # taken again on the next pass
                     log.warning("release %s/%s: command %r: %s", *key, requested[:40], exc)
             if task is not None and not task.done():
+                try:
+                    await self.check_template(obj, key, task)
+                except LeadershipLost:
+                    raise
+                except CanaryPilotError as exc:  # checked again on a later pass
+                    log.warning("release %s/%s: reading its Deployment: %s", *key, exc)
                 continue
             if task is not None:
                 self._tasks.pop(key)
                 self._stores.pop(key, None)
+                self._digests.pop(key, None)
                 failure = None if task.cancelled() else task.exception()
                 if isinstance(failure, LeadershipLost):
                     raise failure
@@ -176,84 +189,77 @@ class Operator:
             status.get("stableTemplateHash"),
             status.get("rejectedTemplateHash"),
         )
-        if unfinished or fresh:
+        recorded = status.get("releaseTemplateHash")
+        if unfinished and recorded and digest != recorded:
+            await self._supersede(release, obj, digest)
+        elif unfinished or fresh:
             self._tasks[key] = asyncio.create_task(self._run_release(release, obj, digest, fresh=fresh))
 
-    async def take_command(self, obj: dict[str, Any], key: tuple[str, str], requested: str) -> None:
-        """``canarypilot.io/command: pause|resume|abort|promote`` on the resource: handed to the
-        running release's controller, then the annotation removed (only if it still says the
-        same: a newer command is taken on the next pass). With no release running it is
-        ignored, with a Warning Event saying so."""
-        meta = obj.get("metadata") or {}
-        task, store = self._tasks.get(key), self._stores.get(key)
-        ignored: str | None = None
-        try:
-            command = Command(requested.strip().lower())
-        except ValueError:
-            ignored = f"unknown command {requested[:40]!r} (pause, resume, abort or promote): ignored"
-        else:
-            if store is None or task is None or task.done():
-                ignored = f"{command.value}: no release is running: ignored"
-            else:
-                store.put_command(command, at=self.clock.now())
-                log.info("release %s/%s: %s requested", *key, command.value)
-        self.elector.ensure()
-        pointer = "/metadata/annotations/" + COMMAND_ANNOTATION.replace("~", "~0").replace("/", "~1")
-        try:
-            await self.client.json_patch(
-                release_path(*key),
-                [{"op": "test", "path": pointer, "value": requested}, {"op": "remove", "path": pointer}],
-            )
-        except (NotFound, Conflict):
+    async def check_template(
+        self, obj: dict[str, Any], key: tuple[str, str], task: asyncio.Task[None]
+    ) -> None:
+        """A running release whose Deployment holds a newer template is stopped and reconciled
+        again at once, from a fresh read of the resource: ``reconcile`` supersedes it."""
+        now = self.clock.now()
+        if now - self._checked.get(key, 0.0) < TEMPLATE_CHECK_SECONDS or key not in self._digests:
             return
-        except RouterError:  # the test failed (a newer command): the next pass takes that one
+        self._checked[key] = now
+        release = parse_release(obj)
+        digest = template_hash(await Workload(self.client, release, fence=self.elector.ensure).primary())
+        if digest == self._digests[key]:
             return
-        if ignored is not None:
-            log.warning("release %s/%s: %s", *key, ignored)
-            where = (key[0], key[1], str(meta.get("uid", "")))
-            body = event_body(where, "CommandIgnored", ignored, warning=True, at=self.clock.now())
-            with contextlib.suppress(RouterUnavailable, RouterError):
-                await self.client.create(f"/api/v1/namespaces/{key[0]}/events", body)
-
-    async def finalize(self, obj: dict[str, Any], key: tuple[str, str]) -> None:
-        """The release is being deleted: stop it, put every request back on the primary (canary
-        weight 0, canary scaled to 0), then let the API server delete it. The primary stays as
-        it is (paused, with whatever template its spec holds): nothing is rolled out on a delete."""
-        task = self._tasks.pop(key, None)
+        log.info("release %s/%s: the Deployment's template changed mid-release", *key)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        self._tasks.pop(key, None)
         self._stores.pop(key, None)
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        self._digests.pop(key, None)
+        await self.reconcile(await self.client.get(release_path(*key)))
+
+    async def _supersede(self, release: Release, obj: dict[str, Any], digest: str) -> None:
+        """The release in the status validated another template than the Deployment now holds:
+        the canary route to 0 first, then a fresh release on the newest template, or none if
+        that is the stable template (a revert) or the one rolled back last."""
+        key = (release.namespace, release.name)
         status = obj.get("status") or {}
-        unfinished = status.get("checkpoint") is not None and not status.get("finalized", False)
-        try:
-            release = parse_release(obj)
-        except InvalidRelease as exc:
-            release = None
-            if unfinished:
-                log.warning("release %s/%s deleted while invalid: traffic not restored: %s", *key, exc)
-        if release is not None and unfinished:
-            self.elector.ensure()
-            await build_router(self.client, release).reset()
-            await Workload(self.client, release, fence=self.elector.ensure).scale_canary_to_zero()
-            log.info("release %s/%s deleted mid-release: canary at 0 %%, scaled to 0", *key)
-        meta = obj.get("metadata") or {}
-        kept = [f for f in meta.get("finalizers") or [] if f != FINALIZER]
         self.elector.ensure()
-        with contextlib.suppress(Conflict, NotFound):
-            changes = {"finalizers": kept, "resourceVersion": meta.get("resourceVersion")}
-            await self.client.patch(release_path(*key), {"metadata": changes})
+        await build_router(self.client, release).reset()
+        workload = Workload(self.client, release, fence=self.elector.ensure)
+        old = str(status.get("releaseTemplateHash"))
+        if digest in (status.get("stableTemplateHash"), status.get("rejectedTemplateHash")):
+            await workload.scale_canary_to_zero()
+            message = (
+                f"the Deployment's template changed mid-release ({old} to {digest}, which was "
+                "validated before): the release stopped, the canary at 0"
+            )
+            generation = int((obj.get("metadata") or {}).get("generation") or 0)
+            changes = self._phase("Idle", None, message, generation)
+            await self._write_status(obj, {**changes, "finalized": True, "weight": 0.0})
+        else:
+            message = (
+                f"the Deployment's template changed mid-release ({old} to {digest}): the canary "
+                "route is at 0 and the release starts again on the newest template"
+            )
+            self._tasks[key] = asyncio.create_task(self._run_release(release, obj, digest, fresh=True))
+        log.info("release %s/%s: %s", *key, message)
+        await self._event(obj, "TemplateChanged", message, warning=False)
 
     async def _run_release(self, release: Release, obj: dict[str, Any], digest: str, *, fresh: bool) -> None:
         workload = Workload(self.client, release, fence=self.elector.ensure)
         release = await self._with_secret(release)
         store = StatusStore(
-            self.client, release, obj, fence=self.elector.ensure, now=self.clock.now, fresh=fresh
+            self.client,
+            release,
+            obj,
+            fence=self.elector.ensure,
+            now=self.clock.now,
+            fresh=fresh,
         )
         self._stores[(release.namespace, release.name)] = store
         if fresh:
             await store.flush(releaseTemplateHash=digest, finalized=False)
         digest = str(store.status.get("releaseTemplateHash") or digest)
+        self._digests[(release.namespace, release.name)] = digest
         primary = await workload.primary()
         state = store.state
         if state is None or not state.phase.final:
@@ -270,6 +276,14 @@ class Operator:
                 notifier=release.notifier(),
             )
             outcome = await controller.run()
+        if outcome.phase is Phase.PROMOTED and template_hash(await workload.primary()) != digest:
+            # Unpausing now would roll out a template nobody validated: left unfinished, the
+            # next pass supersedes the release (check_template, reconcile).
+            await store.flush()
+            log.warning(
+                "release %s/%s: a newer template arrived before promotion", release.namespace, release.name
+            )
+            return
         if outcome.phase is Phase.PROMOTED:
             # Not "Promoted" until the cluster is clean: the primary rolled, traffic back on it.
             await store.flush(phase="Promoting", condition="Progressing")

@@ -23,15 +23,17 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from canarypilot._exceptions import RouterUnavailable
+from canarypilot._exceptions import RouterError, RouterUnavailable
 from canarypilot.operator.crd import HISTORY_LIMIT
 from canarypilot.operator.lease import micro_time
 from canarypilot.operator.resource import Release
 from canarypilot.render.operator import API_VERSION, KIND, PLURAL
 from canarypilot.rollout import Command, EventKind, Phase, RolloutEvent, RolloutState
-from canarypilot.routing.kubernetes import Conflict, KubeClient
+from canarypilot.routing.kubernetes import Conflict, KubeClient, NotFound
 
 log = logging.getLogger("canarypilot.operator")
+#: An operator command for the running release (pause, resume, abort, promote), removed once done.
+COMMAND_ANNOTATION = "canarypilot.io/command"
 
 #: The condition each controller phase sets True (the others are False).
 CONDITIONS = ("Progressing", "Paused", "Promoted", "RolledBack", "Invalid")
@@ -108,6 +110,10 @@ class StatusStore:
         self._events: list[RolloutEvent] = []
         self._unflushed: list[RolloutEvent] = []
         self._commands: list[Command] = []
+        #: Command annotations handed to the controller (``_requested``), then taken by it
+        #: (``_acting``); removed from the resource after the next status write.
+        self._requested: list[str] = []
+        self._acting: list[str] = []
         self._seq = max((int(h.get("seq", 0)) for h in self.status.get("history") or []), default=0)
         self._dirty = fresh
         self._verdict: RolloutEvent | None = None
@@ -128,12 +134,22 @@ class StatusStore:
         self._state = state
         self._dirty = True
 
-    def put_command(self, command: Command, *, at: float) -> None:
+    def put_command(self, command: Command, *, at: float, annotation: str | None = None) -> None:
+        """A command for the controller; ``annotation`` is the resource's command annotation
+        it came from, removed only once the controller has acted and the status says so."""
         self._commands.append(command)
+        if annotation is not None:
+            self._requested.append(annotation)
 
     def take_commands(self) -> list[Command]:
         taken, self._commands = self._commands, []
+        self._acting.extend(self._requested)
+        self._requested = []
         return taken
+
+    def holds(self, annotation: str) -> bool:
+        """This command annotation was handed over and is not acknowledged yet."""
+        return annotation in self._requested or annotation in self._acting
 
     def next_seq(self) -> int:
         self._seq += 1
@@ -162,15 +178,22 @@ class StatusStore:
         return self._state
 
     async def flush(self, **extra: Any) -> None:
-        """Write the status (and post the Events) if anything changed since the last flush."""
-        if not self._dirty and not extra:
-            return
-        events, self._unflushed = self._unflushed, []
-        self.status = self._render(events, extra)
-        await self._write_status()
-        self._dirty = False
-        for event in events:
-            await self._post_event(event)
+        """Write the status (and post the Events) if anything changed since the last flush;
+        then remove the command annotations whose effect the status now shows."""
+        if self._dirty or extra:
+            events, self._unflushed = self._unflushed, []
+            self.status = self._render(events, extra)
+            await self._write_status()
+            self._dirty = False
+            for event in events:
+                await self._post_event(event)
+        if self._acting:
+            # What the commands did is in the status now: a crash before this line has the
+            # next leader take them again (each is idempotent on the state it left).
+            done, self._acting = self._acting, []
+            for annotation in done:
+                self.fence()
+                await remove_command(self.client, self.release.namespace, self.release.name, annotation)
 
     def _render(self, events: list[RolloutEvent], extra: dict[str, Any]) -> dict[str, Any]:
         status = {**self.status, **extra, "observedGeneration": self.generation}
@@ -264,6 +287,22 @@ class StatusStore:
             await self.client.create(f"/api/v1/namespaces/{self.release.namespace}/events", body)
         except RouterUnavailable as exc:  # Events are best effort; the status holds the truth
             log.warning("release %s: event not posted: %s", self.release.name, exc)
+
+
+async def remove_command(client: KubeClient, namespace: str, name: str, value: str) -> bool:
+    """Remove the command annotation if it still says ``value`` (a JSON patch whose ``test``
+    guards a newer command); False if it did not."""
+    pointer = "/metadata/annotations/" + COMMAND_ANNOTATION.replace("~", "~0").replace("/", "~1")
+    try:
+        await client.json_patch(
+            release_path(namespace, name),
+            [{"op": "test", "path": pointer, "value": value}, {"op": "remove", "path": pointer}],
+        )
+    except (NotFound, Conflict):
+        return False
+    except RouterError:  # the test failed (a newer command): the next pass takes that one
+        return False
+    return True
 
 
 def event_body(
