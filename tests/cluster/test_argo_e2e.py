@@ -5,11 +5,15 @@ For each Argo version (v1.7.2, the article's, and v1.9.2) one control plane runs
 (controlplane.py): etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok
 with a fake node, and the Argo controller with its own release's CRDs. The analyzer is
 the container image run by podman (uid 10001, read-only root) when buildah and podman
-are here, else the installed package. Prometheus holds data for the canaries of
-tests/service/live.py: `healthy`, `regressed` (p99 +137 %) and `ghost` (no data).
+are here, else the installed package. Prometheus scrapes, every second, the traffic of
+tests/cluster/argo_traffic.py: `climber` (healthy) and `slowdown` (p99 +137 %), whose
+canary share follows the weight Argo writes on the canary Ingress, so the gate reads the
+step's start from that share as it does in production; `regressed` (p99 +137 %) at a
+steady 20 % share for the article's template, which names no weight; `ghost` has no data.
 
-The rendered template's timings are compressed (`--warmup 1 --observe 2 --interval 1`);
-counts, limits, conditions and URLs are as rendered.
+The rendered template's timings are compressed (`--warmup 1 --interval 1`, `--observe 2`
+or 12), and so are the engine's (2 s slices, LIVE_ENGINE); counts, limits, conditions and
+URLs are as rendered.
 """
 
 from __future__ import annotations
@@ -26,12 +30,14 @@ import httpx
 import pytest
 import yaml
 
-from canarypilot.local.prometheus import LocalPrometheus
+from canarypilot.local.prometheus import LocalPrometheus, ScrapeJob
+from canarypilot.local.traffic import Traffic
 from canarypilot.policy import Settings
 from canarypilot.render.argo import ArgoOptions, render_argo
 from canarypilot.rollout import EventKind, Phase, StateStore
 from tests.cluster import kube, rollout_e2e
 from tests.cluster.apiserver import Cluster, create_namespace
+from tests.cluster.argo_traffic import HEALTHY, REGRESSED, FollowingTraffic
 from tests.cluster.binaries import BuildFailed, ensure_binaries, go_binary
 from tests.cluster.controllers import (
     ARGO_VERSIONS,
@@ -42,14 +48,34 @@ from tests.cluster.controllers import (
     kwok_stages,
 )
 from tests.cluster.controlplane import ControlPlaneParts, control_plane
-from tests.service.live import live_prometheus, serve
+from tests.service.live import serve
 from tests.support.image import ImageUnavailable, build_image, serve_container
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ARTICLE = Path(__file__).resolve().parents[1] / "data" / "article-cluster-manifests.yaml"
 FAST = {"warmup_seconds": 1, "observe_seconds": 2, "interval_seconds": 1}
-ROLLOUT_TIMEOUT = 150.0
+#: A rung's window long enough for the engine's first verdicts on live 1 s scrapes (measured
+#: by hand: the first `pass` 12 s after the weight change, the slices, lag and scrapes).
+LIVE = {**FAST, "observe_seconds": 20}
+#: The ladder of the live cases: each rung the growth cap allows, 80 -> 100 % by the gate.
+LADDER = (5, 10, 20, 40, 80)
+#: The engine's time constants compressed like the template's (the analyzer's environment):
+#: 2 s slices (two 1 s scrapes), a 2 s transient (so 3 slices decide), a 4 s warm-up, 1 s lag.
+#: The scrape interval is told: measured, it is read from the data, and a service whose
+#: traffic starts with its first release has none at the first question (the analyzer then
+#: slices at the 15 s default until it measures again, 30 s later).
+LIVE_ENGINE = {
+    "CANARYPILOT_QUERY__SLICE_SECONDS": "2",
+    "CANARYPILOT_QUERY__SCRAPE_INTERVAL_SECONDS": "1",
+    "CANARYPILOT_SLO__MAX_TRANSIENT_SECONDS": "2",
+    "CANARYPILOT_SLO__MAX_WARMUP_SECONDS": "4",
+    "CANARYPILOT_ROLLOUT__SCRAPE_LAG_SECONDS": "1",
+    "CANARYPILOT_ROLLOUT__MIN_WINDOW_SECONDS": "2",
+    # A request without a weight (the article's template) reads the last 5 minutes.
+    "CANARYPILOT_SERVICE__STEP_LOOKBACK_SECONDS": "300",
+}
+ROLLOUT_TIMEOUT = 240.0
 
 
 def control_plane_parts(go: str, version: str) -> ControlPlaneParts:
@@ -85,9 +111,18 @@ def argo_cluster(
 
 
 @pytest.fixture(scope="module")
-def prom(argo_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPrometheus]:
-    # One per cluster: its data lies around the time it starts (10 minutes ahead).
-    with live_prometheus(tmp_path_factory.mktemp("prom")) as running:
+def traffic(argo_cluster: Cluster) -> Iterator[FollowingTraffic]:
+    with FollowingTraffic(argo_cluster).running() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def prom(
+    argo_cluster: Cluster, traffic: FollowingTraffic, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalPrometheus]:
+    traffic.steady("regressed", REGRESSED, share=0.2)
+    scraped = ScrapeJob("following", [traffic.target], {}, interval="1s")
+    with LocalPrometheus(tmp_path_factory.mktemp("prom"), scrape_jobs=[scraped]) as running:
         yield running
 
 
@@ -98,10 +133,10 @@ def analyzer(prom: LocalPrometheus, tmp_path_factory: pytest.TempPathFactory) ->
         image = build_image()
     except ImageUnavailable as exc:
         print(f"analyzer from the installed package ({exc})")
-        with serve(prom.url, tmp_path_factory.mktemp("serve")) as served:
+        with serve(prom.url, tmp_path_factory.mktemp("serve"), env=LIVE_ENGINE) as served:
             yield served.url
         return
-    with serve_container(image.name, ["--prometheus", prom.url]) as container:
+    with serve_container(image.name, ["--prometheus", prom.url], env=LIVE_ENGINE) as container:
         yield container.url
 
 
@@ -112,9 +147,17 @@ def new_namespace(cluster: Cluster, prefix: str) -> str:
     return name
 
 
-def deploy(cluster: Cluster, analyzer: str, service: str, **options: Any) -> tuple[str, list[dict[str, Any]]]:
+def deploy(
+    cluster: Cluster,
+    analyzer: str,
+    service: str,
+    *,
+    traffic: tuple[FollowingTraffic, Traffic] | None = None,
+    **options: Any,
+) -> tuple[str, list[dict[str, Any]]]:
     """`render argo` for ``service`` applied into a fresh namespace, its first revision Healthy,
-    then a second revision (a new image) whose canary starts the ladder."""
+    then a second revision (a new image) whose canary starts the ladder; with ``traffic``,
+    the service's traffic follows that namespace's canary weight, the canary serving as given."""
     namespace = new_namespace(cluster, service)
     analyzer_ns = new_namespace(cluster, "analyzer")
     argo = ArgoOptions(
@@ -127,6 +170,8 @@ def deploy(cluster: Cluster, analyzer: str, service: str, **options: Any) -> tup
         **{**FAST, **options},
     )
     docs = render_argo(argo, Settings())
+    if traffic is not None:
+        traffic[0].follow(namespace, service, traffic[1])
     with cluster.http() as http:
         kube.apply_all(http, docs)
         healthy(http, namespace, service)
@@ -174,9 +219,15 @@ def watch(
                 return current, weights
             if time.monotonic() >= deadline:
                 status = current.get("status", {})
+                runs = kube.analysis_runs(http, namespace)
+                answers = [
+                    (m["name"], [x.get("value") for x in m.get("measurements") or []][-3:])
+                    for m in (runs[-1]["status"].get("metricResults") or [] if runs else [])
+                ]
                 raise AssertionError(
                     f"rollout {name} not done after {timeout:g}s: phase {status.get('phase')}, "
-                    f"step {status.get('currentStepIndex')}, weights seen {weights}: {status.get('message')}"
+                    f"step {status.get('currentStepIndex')}, weights seen {weights}: "
+                    f"{status.get('message')}; the last gate's answers: {answers}"
                 )
             time.sleep(0.2)
 
@@ -188,17 +239,14 @@ def phase(rollout: dict[str, Any]) -> str | None:
     return status.get("phase")
 
 
-@pytest.mark.xfail(
-    run=False,
-    reason="issue 10/11: the v2 gate reads the step's start from the canary's share of requests, and "
-    "this harness's backfilled Prometheus holds a fixed 50 % share while Argo moves the weight, so the "
-    "gate answers wait (Inconclusive) and Argo pauses at 5 %; the harness needs traffic that follows "
-    "the weight (or the gate another way to learn the step's start)",
-)
-def test_a_healthy_canary_climbs_the_rendered_ladder_to_100(argo_cluster: Cluster, analyzer: str) -> None:
-    namespace, docs = deploy(argo_cluster, analyzer, "healthy")
+def test_a_healthy_canary_climbs_the_rendered_ladder_to_100(
+    argo_cluster: Cluster, analyzer: str, traffic: FollowingTraffic
+) -> None:
+    namespace, docs = deploy(
+        argo_cluster, analyzer, "climber", traffic=(traffic, HEALTHY), steps=LADDER, **LIVE
+    )
     ladder = [s["setWeight"] for s in docs[-1]["spec"]["strategy"]["canary"]["steps"] if "setWeight" in s]
-    final, weights = watch(argo_cluster, namespace, "healthy", promoted)
+    final, weights = watch(argo_cluster, namespace, "climber", promoted)
     # Argo wrote every rung onto the canary Ingress, in order, and then handed all traffic to
     # the new stable (the canary Ingress back at 0).
     climbed = [w for w in weights if w]
@@ -213,43 +261,36 @@ def test_a_healthy_canary_climbs_the_rendered_ladder_to_100(argo_cluster: Cluste
     assert [r["status"]["phase"] for r in runs] == ["Successful"] * min(5, len(ladder))
 
 
-@pytest.mark.xfail(
-    run=False,
-    reason="issue 10/11: the v2 gate reads the step's start from the canary's share of requests, and "
-    "this harness's backfilled Prometheus holds a fixed 50 % share while Argo moves the weight, so the "
-    "gate answers wait (Inconclusive) and Argo pauses at 5 %; the harness needs traffic that follows "
-    "the weight (or the gate another way to learn the step's start)",
-)
-def test_a_cluster_wide_gate_is_found_through_cluster_scope(argo_cluster: Cluster, analyzer: str) -> None:
+def test_a_cluster_wide_gate_is_found_through_cluster_scope(
+    argo_cluster: Cluster, analyzer: str, traffic: FollowingTraffic
+) -> None:
     # `render argo --cluster-gate` (the chart's gate.clusterScope): one ClusterAnalysisTemplate,
     # named by every Rollout's steps with clusterScope. Only one test may create it per cluster.
-    namespace, docs = deploy(argo_cluster, analyzer, "healthy", cluster_gate=True, steps=(5, 50, 100))
+    # One gated rung: 50 % (not gated), then the gate for 100 %.
+    namespace, docs = deploy(
+        argo_cluster, analyzer, "climber", traffic=(traffic, HEALTHY), cluster_gate=True, steps=(50,), **LIVE
+    )
     assert any(d["kind"] == "ClusterAnalysisTemplate" for d in docs)
-    final, weights = watch(argo_cluster, namespace, "healthy", promoted)
-    assert [w for w in weights if w][:2] == [5, 50], weights
+    final, weights = watch(argo_cluster, namespace, "climber", promoted)
+    assert [w for w in weights if w][:1] == [50], weights
     with argo_cluster.http() as http:
         runs = kube.analysis_runs(http, namespace)
-    assert [r["status"]["phase"] for r in runs] == ["Successful", "Successful"]
+    assert [r["status"]["phase"] for r in runs] == ["Successful"]
 
 
-@pytest.mark.xfail(
-    run=False,
-    reason="issue 10/11: the v2 gate reads the step's start from the canary's share of requests, and "
-    "this harness's backfilled Prometheus holds a fixed 50 % share while Argo moves the weight, so the "
-    "gate answers wait (Inconclusive) and Argo pauses at 5 %; the harness needs traffic that follows "
-    "the weight (or the gate another way to learn the step's start)",
-)
-def test_a_latency_regression_fails_the_gate_and_aborts(argo_cluster: Cluster, analyzer: str) -> None:
-    namespace, _ = deploy(argo_cluster, analyzer, "regressed")
-    final, weights = watch(argo_cluster, namespace, "regressed", lambda r: r.get("status", {}).get("abort"))
-    final, later = watch(argo_cluster, namespace, "regressed", lambda r: phase(r) == "Degraded")
+def test_a_latency_regression_fails_the_gate_and_aborts(
+    argo_cluster: Cluster, analyzer: str, traffic: FollowingTraffic
+) -> None:
+    namespace, _ = deploy(argo_cluster, analyzer, "slowdown", traffic=(traffic, REGRESSED), **LIVE)
+    final, weights = watch(argo_cluster, namespace, "slowdown", lambda r: r.get("status", {}).get("abort"))
+    final, later = watch(argo_cluster, namespace, "slowdown", lambda r: phase(r) == "Degraded")
     canary_weight_back_to_zero(argo_cluster, namespace)
     with argo_cluster.http() as http:
         runs = kube.analysis_runs(http, namespace)
     assert [w for w in weights + later if w] == [5], weights  # never past the ungated first rung
     assert runs[-1]["status"]["phase"] == "Failed"
     guard = next(m for m in runs[-1]["status"]["metricResults"] if m["name"] == "slo-guard")
-    assert guard["phase"] == "Failed" and guard["failed"] == 2
+    assert guard["phase"] == "Failed" and guard["failed"] == 1  # failureLimit 0: the first rollback
     assert final["status"]["stableRS"] != final["status"]["currentPodHash"]  # the stable is still v1
 
 

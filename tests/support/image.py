@@ -14,7 +14,7 @@ import secrets
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,12 +108,16 @@ class Container:
 
 
 @contextmanager
-def serve_container(image: str, args: Sequence[str], *, port: int | None = None) -> Iterator[Container]:
-    """``canarypilot serve ARGS`` from ``image`` on 127.0.0.1; removed on exit (SIGTERM, then kill)."""
+def serve_container(
+    image: str, args: Sequence[str], *, port: int | None = None, env: Mapping[str, str] | None = None
+) -> Iterator[Container]:
+    """``canarypilot serve ARGS`` from ``image`` on 127.0.0.1 with ``env`` set; removed on exit
+    (SIGTERM, then kill)."""
     port = port or free_port()
     name = f"canarypilot-test-{secrets.token_hex(4)}"
     serve = ["serve", "--host", "127.0.0.1", "--port", str(port), *args]
-    podman("run", "--detach", "--name", name, *RUN_FLAGS, image, *serve)
+    environment = [f"--env={key}={value}" for key, value in (env or {}).items()]
+    podman("run", "--detach", "--name", name, *RUN_FLAGS, *environment, image, *serve)
     container = Container(name, f"http://127.0.0.1:{port}")
     try:
         _wait_alive(container)
