@@ -362,7 +362,11 @@ def test_pause_and_resume_through_the_resource_hold_then_continue_the_release(
         assert f"pause: asked of {namespace}/web" in paused.stdout
         held = wait_phase(http, namespace, "Paused", timeout=20)
         assert condition(held, "Paused") == "True"
-        assert "canarypilot.io/command" not in annotations(http, namespace)  # taken once
+        kube.wait_for(  # the annotation goes once the status shows its effect: taken once
+            "the pause taken",
+            lambda: True if "canarypilot.io/command" not in annotations(http, namespace) else None,
+            timeout=10,
+        )
         weights = list(watch.weights)
         time.sleep(4)  # longer than a step's pause: a running release would have moved
         assert watch.weights == weights and status(http, namespace)["phase"] == "Paused"
