@@ -38,20 +38,24 @@ FAST_SETTINGS: dict[str, Any] = {
 
 
 @contextmanager
-def dense_prometheus(workdir: Path) -> Iterator[LocalPrometheus]:
-    """Prometheus with a sample every second around now for `healthy` and `regressed`.
+def dense_prometheus(workdir: Path, *, ahead_seconds: float = 600) -> Iterator[LocalPrometheus]:
+    """Prometheus with a sample every second around now for `healthy` and `regressed`, for
+    ``ahead_seconds`` to come: longer than every test that shares it runs, or the last ones
+    judge stale data and hold.
 
     canarypilot's controller judges only samples taken since its last weight change (a
     few seconds here), so the data must be dense and busy: 200 requests/s per version.
     """
-    end = float(int(time.time()) + 600)
+    end = float(int(time.time()) + ahead_seconds)
     stable = Traffic("v1-stable", rps=200)
     canaries = {
         "healthy": Traffic("v2-canary", rps=200),
         "regressed": Traffic("v2-canary", rps=200, latency=((0.04, 0.9), (0.5, 0.1))),
     }
     data = [
-        ServiceData(name, versions=(stable, canary), end=end, span_seconds=900, interval_seconds=1)
+        ServiceData(
+            name, versions=(stable, canary), end=end, span_seconds=ahead_seconds + 300, interval_seconds=1
+        )
         for name, canary in canaries.items()
     ]
     with LocalPrometheus(workdir, openmetrics=openmetrics(*data)) as prom:

@@ -43,7 +43,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 @pytest.fixture(scope="module")
 def prom(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPrometheus]:
-    with dense_prometheus(tmp_path_factory.mktemp("operator-prom")) as running:
+    # The module runs ~15 minutes on two cores; its last test needs fresh samples too.
+    with dense_prometheus(tmp_path_factory.mktemp("operator-prom"), ahead_seconds=2400) as running:
         yield running
 
 
