@@ -345,6 +345,14 @@ def annotations(http: httpx.Client, namespace: str) -> dict[str, str]:
     return found
 
 
+def wait_command_taken(http: httpx.Client, namespace: str, command: str, *, timeout: float) -> None:
+    kube.wait_for(
+        f"the {command!r} command taken",
+        lambda: True if "canarypilot.io/command" not in annotations(http, namespace) else None,
+        timeout=timeout,
+    )
+
+
 def test_pause_and_resume_through_the_resource_hold_then_continue_the_release(
     cluster: Cluster, prom: LocalPrometheus, tmp_path: Path
 ) -> None:
@@ -363,20 +371,13 @@ def test_pause_and_resume_through_the_resource_hold_then_continue_the_release(
         assert f"pause: asked of {namespace}/web" in paused.stdout
         held = wait_phase(http, namespace, "Paused", timeout=20)
         assert condition(held, "Paused") == "True"
-        kube.wait_for(  # the annotation goes once the status shows its effect: taken once
-            "the pause taken",
-            lambda: True if "canarypilot.io/command" not in annotations(http, namespace) else None,
-            timeout=10,
-        )
+        # The annotation goes once the status shows the pause: taken, not left to be taken again.
+        wait_command_taken(http, namespace, "pause", timeout=10)
         weights = list(watch.weights)
         time.sleep(4)  # longer than a step's pause: a running release would have moved
         assert watch.weights == weights and status(http, namespace)["phase"] == "Paused"
         annotate(http, namespace, "jump")  # not a command: refused in an Event, nothing else
-        kube.wait_for(
-            "the unknown command taken",
-            lambda: True if "canarypilot.io/command" not in annotations(http, namespace) else None,
-            timeout=20,
-        )
+        wait_command_taken(http, namespace, "jump", timeout=20)
         ignored = [e for e in events(http, namespace) if e["reason"] == "CommandIgnored"]
         assert (
             ignored and "unknown command 'jump'" in ignored[0]["message"] and ignored[0]["type"] == "Warning"
