@@ -195,6 +195,8 @@ class SignalTest:
     requests: float
     basis: str = ""
     beyond: bool = False
+    #: The newest slice alone shows the canary visibly past its reference.
+    latest_beyond: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -207,6 +209,7 @@ class SignalTest:
             "requests": self.requests,
             "basis": self.basis,
             "beyond": self.beyond,
+            "latest_beyond": self.latest_beyond,
         }
 
 

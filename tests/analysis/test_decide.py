@@ -270,11 +270,27 @@ def test_a_rollback_whose_delta_could_not_be_measured_is_still_valid_json() -> N
 
 def test_a_canary_measured_past_its_limit_holds_until_the_test_decides() -> None:
     # +3.5 points of errors (limit +2): more than the noise, not yet enough for the test.
-    v = verdict(steady(6, canary_errors=0.04))
+    v = verdict(steady(5, canary_errors=0.04))
     assert v.action is Action.HOLD
     assert v.decision.evidence is not None and v.decision.evidence.errors is not None
     assert v.decision.evidence.errors.beyond and not v.decision.evidence.errors.rejects
     assert any("error delta +3.50 points is beyond its limit" in r for r in v.reasons), v.reasons
     # the same canary at the stable's error rate is not held by that rule
-    within = verdict(steady(6))
+    within = verdict(steady(5))
     assert not any("is beyond its limit" in r for r in within.reasons)
+
+
+def test_a_regression_in_the_newest_slice_alone_holds_the_weight_for_one_slice() -> None:
+    # Eight healthy slices, then one where the canary turned twice as slow: the test has one
+    # slice of it (no verdict yet), and a weight increase now would carry the regression up.
+    healthy = steady(8)
+    assert verdict(healthy).action is Action.PROCEED
+    turned = [*healthy[:-1], replace(healthy[-1], canary=expected_counts(300.0, 0.005, 2.0))]
+    v = verdict(turned)
+    assert v.action is Action.HOLD
+    assert v.decision.evidence is not None and v.decision.evidence.latency is not None
+    assert v.decision.evidence.latency.latest_beyond
+    assert any("newest slice's p99 reading is visibly past its reference" in r for r in v.reasons), v.reasons
+    # the same slice among the older ones, followed by a healthy one, no longer holds by that rule
+    later = [*turned, steady(9)[-1]]
+    assert not any("newest slice" in r for r in verdict(later).reasons)

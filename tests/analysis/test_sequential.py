@@ -11,11 +11,16 @@ import pytest
 
 from canarypilot.analysis import histogram as hist
 from canarypilot.analysis.sequential import (
+    GAMBLERS,
+    RATIOS,
     STAKES,
+    Bet,
     SliceObservation,
+    bet,
     excess,
     log_e_value,
     log_wealth_prefixes,
+    rate_cap,
     slice_cap,
 )
 from canarypilot.analysis.signals import dispersion
@@ -47,23 +52,60 @@ def test_every_outcome_keeps_every_gambler_solvent(n: int, r: float) -> None:
         assert all(1 + lam * u > 0 for lam in STAKES)
 
 
-@pytest.mark.parametrize("need", [1, 3, 4, 6])
+@pytest.mark.parametrize("need", [1, 2, 3, 4, 5, 6, 7, 8])
 def test_need_capped_slices_reach_one_over_alpha_and_one_fewer_never_do(need: int) -> None:
     alpha = 0.01
     cap = slice_cap(alpha, need)
-    prefixes = log_wealth_prefixes([cap] * need)
-    assert log_e_value(prefixes, 0, need) >= math.log(1 / alpha) - 1e-9
-    if need > 1:
-        assert log_e_value(prefixes, 0, need - 1) < math.log(1 / alpha)
+    top = rate_cap(alpha, need)
+    worst = bet(SliceObservation(3000, 3000, 0.01), cap, top)  # every request counts against the canary
+    assert max(worst.multipliers[len(STAKES) :]) == pytest.approx(top)
+    linear = Bet(cap, tuple(1 + lam * cap for lam in STAKES) * 2)  # the linear gamblers alone
+    rates = Bet(0.0, (1.0,) * len(STAKES) + (top,) * len(RATIOS))  # the rate gamblers alone
+    everyone = Bet(cap, linear.multipliers[: len(STAKES)] + (top,) * len(RATIOS))
+    for bets in ([linear] * need, [rates] * need, [everyone] * need):
+        prefixes = log_wealth_prefixes(bets)
+        assert log_e_value(prefixes, 0, need) >= math.log(1 / alpha) - 1e-9
+        if need > 1:
+            assert log_e_value(prefixes, 0, need - 1) < math.log(1 / alpha)
+
+
+@pytest.mark.parametrize(("n", "r"), [(20, 0.01), (75, 0.0066), (300, 0.03), (1500, 0.01)])
+def test_a_canary_at_the_reference_does_not_win_the_rate_bets_on_average(n: int, r: float) -> None:
+    cap, top = slice_cap(0.01, 3), rate_cap(0.01, 3)
+
+    def paid(k: int, g: int, spread: float) -> float:
+        return bet(SliceObservation(k, n, r), cap, top, spread=spread).multipliers[g]
+
+    for g in range(len(STAKES), GAMBLERS):
+        # as read, and divided by an overdispersion: fair for independent requests either way
+        for spread in (1.0, 2.5):
+            mean = _binomial_mean(n, r, lambda k, g=g, spread=spread: paid(k, g, spread))
+            assert mean <= 1.0 + 1e-9, (RATIOS[g - len(STAKES)], spread)
+
+
+def test_a_large_excess_wins_the_rate_bets_far_more_than_the_linear_ones() -> None:
+    # +5 error points on 300 requests against a 2.1 % reference: 15 errors where 6.3 were due
+    cap, top = slice_cap(0.01, 3), rate_cap(0.01, 3)
+    b = bet(SliceObservation(15, 300, 0.021), cap, top)
+    linear, rates = b.multipliers[: len(STAKES)], b.multipliers[len(STAKES) :]
+    assert max(linear) < 2.5 and max(rates) == pytest.approx(top)
+    assert b.visible
+    # counts that swing from slice to slice (overdispersion 6): the rate bets weaken
+    assert max(bet(SliceObservation(15, 300, 0.021), cap, top, spread=6.0).multipliers) < max(rates)
 
 
 def test_a_slice_without_requests_is_no_evidence() -> None:
     assert excess(SliceObservation(0, 0, 0.01), 4.0) == 0.0
+    assert bet(SliceObservation(0, 0, 0.01), 4.0, 4.0).multipliers == (1.0,) * GAMBLERS
 
 
 def test_the_e_value_of_a_later_start_ignores_earlier_slices() -> None:
-    prefixes = log_wealth_prefixes([4.0, 4.0, -0.5, -0.5])
-    assert log_e_value(prefixes, 2, 4) == pytest.approx(log_e_value(log_wealth_prefixes([-0.5, -0.5]), 0, 2))
+    def b(u: float) -> Bet:
+        return Bet(u, tuple(1 + lam * u for lam in STAKES) * 2)
+
+    prefixes = log_wealth_prefixes([b(4.0), b(4.0), b(-0.5), b(-0.5)])
+    later = log_wealth_prefixes([b(-0.5), b(-0.5)])
+    assert log_e_value(prefixes, 2, 4) == pytest.approx(log_e_value(later, 0, 2))
 
 
 def test_dispersion_is_one_for_binomial_spread_and_grows_with_correlation() -> None:

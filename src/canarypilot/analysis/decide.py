@@ -196,6 +196,13 @@ def _hold_reasons(cleaned: Cleaned, tests: _Tests, need: int) -> list[str]:
                 f"the measured {what} delta {_fmt(test.kind, test.point)} is beyond its limit "
                 f"{_fmt(test.kind, test.threshold)}: holding while the evidence accumulates"
             )
+        # The newest slice alone is visibly past its reference: a regression that began in it
+        # has not had time to weigh in the test; more traffic waits for the next slice.
+        if test is not None and test.latest_beyond and not test.e_value > 1.0:
+            what = "p99" if test.kind is ViolationKind.LATENCY else "error"
+            reasons.append(
+                f"the newest slice's {what} reading is visibly past its reference: holding for the next slice"
+            )
         # The evidence leans against the canary (the test's wealth is above its stake) but has
         # not decided: advancing would restart it at a higher weight; holding lets it grow.
         if test is not None and test.e_value > 1.0:

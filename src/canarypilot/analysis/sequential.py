@@ -15,7 +15,7 @@ mean of ``u`` is at most 0 in every slice given the past, whatever the noise *in
 slice (a stall, a GC pause, per-slice jitter, requests correlated in any way), so the
 wealth is a non-negative supermartingale and by Ville's inequality it ever reaches
 ``1/alpha`` with probability at most ``alpha``, however often it is looked at. The
-e-value is the average wealth of four gamblers, ``lam = 0.9 (2/3)^j``, j = 0..3: the bold
+linear gamblers are four, ``lam = 0.9 (2/3)^j``, j = 0..3: the bold
 ones win fast against a large regression, the timid ones lose less on the way to a win
 against one near the threshold.
 
@@ -26,10 +26,23 @@ up to the load they share.
 
 The cap is what makes a transient harmless: one slice multiplies the boldest gambler's
 wealth by at most ``1 + 0.9 cap``, and ``cap`` is chosen so that ``min_slices`` capped
-slices in a row are what it takes to reach ``1/alpha`` from a fresh start. A burst that
+slices in a row are what it takes to reach ``1/alpha`` from a fresh start (with the rate
+gamblers below at their caps too, one slice fewer still never does). A burst that
 touches fewer slices cannot roll a canary back on its own; a regression that persists
 always can. The price: no rollback, however severe the regression, before
 ``min_slices`` slices have been seen.
+
+**Rate gamblers.** A bet linear in ``u`` is all a null that fixes only the slice's mean
+allows, and it is slow against a large excess: 15 canary errors of 300 against a 2.1 %
+reference multiply the boldest linear wealth by 2.2, where the likelihood ratio of the
+counts is about 60. Four more gamblers each bet that the canary's count runs ``q`` times
+the reference (``RATIOS``) and are paid the Poisson likelihood ratio
+``q^k exp(-n r (q - 1))``, capped at ``rate_cap``. If the canary's requests in a slice
+fail (or are slow) independently at a rate at most ``r``, its expectation is at most 1
+(binomial or Poisson counts): the one assumption the linear gamblers do not need. The
+counts are first divided by the canary's typical overdispersion
+(``signals.typical_dispersion``, at least 1), the cap still makes ``min_slices`` slices
+the least that can decide, and the eight gamblers' mean is the e-value.
 """
 
 from __future__ import annotations
@@ -40,6 +53,10 @@ from dataclasses import dataclass
 
 #: The gamblers' stakes: a grid from bold to timid, averaged with equal weights.
 STAKES: tuple[float, ...] = tuple(0.9 * (2 / 3) ** j for j in range(4))
+#: The rate gamblers' bets: the canary's count in a slice runs this many times the reference.
+RATIOS: tuple[float, ...] = (1.5, 2.0, 3.0, 5.0)
+#: How many gamblers share the starting stake: the e-value is their mean wealth.
+GAMBLERS = len(STAKES) + len(RATIOS)
 #: Standard errors below the reference a slice can count for (see the module docstring).
 FLOOR_Z = 3.0
 
@@ -53,15 +70,79 @@ class SliceObservation:
     r: float
 
 
+def rate_cap(alpha: float, min_slices: int) -> float:
+    """The most one slice multiplies a rate gambler's wealth by: ``min_slices`` slices at the
+    cap take the rate gamblers alone (half the stake) to ``1 / alpha``; with every gambler
+    at its cap, one slice fewer never does (``tests/analysis/test_sequential.py`` checks it
+    for every ``min_slices`` up to 8).
+
+    >>> round(rate_cap(0.01, 3), 2)
+    5.85
+    """
+    return math.pow(GAMBLERS / len(RATIOS) / alpha, 1.0 / max(1, min_slices))
+
+
 def slice_cap(alpha: float, min_slices: int) -> float:
-    """The cap on one slice's ``u`` such that ``min_slices`` capped slices reach ``1/alpha``.
+    """The cap on one slice's ``u`` such that ``min_slices`` capped slices take the linear
+    gamblers' mean wealth to ``1/alpha``.
 
     >>> round(slice_cap(0.01, 4), 2)
     3.86
     """
-    boldest = STAKES[0]
     needed = math.pow(len(STAKES) / alpha, 1.0 / max(1, min_slices))
-    return (needed - 1.0) / boldest
+    return (needed - 1.0) / STAKES[0]
+
+
+@dataclass(frozen=True, slots=True)
+class Bet:
+    """One slice's outcome: its linear excess ``u`` and what it multiplies each gambler's
+    wealth by (the linear gamblers' ``1 + lam u``, then the rate gamblers' capped ratios)."""
+
+    u: float
+    multipliers: tuple[float, ...]
+    #: The slice's count is visibly above its reference: at least two requests, and more
+    #: than ``VISIBLE_Z`` standard errors above it.
+    visible: bool = False
+
+
+#: Standard errors above the reference that make a slice's excess visible.
+VISIBLE_Z = 2.0
+
+
+def bet(obs: SliceObservation, cap: float, top: float, *, spread: float = 1.0) -> Bet:
+    """The slice's bet for every gambler; ``spread`` is the canary's overdispersion (>= 1)
+    that its counts are divided by before the rate gamblers read them.
+
+    >>> b = bet(SliceObservation(15, 300, 0.021), slice_cap(0.01, 3), rate_cap(0.01, 3))
+    >>> round(b.multipliers[0], 2), round(max(b.multipliers), 2)
+    (2.24, 5.85)
+    """
+    u = excess(obs, cap)
+    linear = tuple(1.0 + lam * u for lam in STAKES)
+    n, r = obs.n, obs.r
+    if n <= 0 or not 0 < r < 1:
+        return Bet(u, linear + (1.0,) * len(RATIOS))
+    k, mean = obs.k / max(1.0, spread), n * r / max(1.0, spread)
+    rates = tuple(min(top, math.exp(min(700.0, k * math.log(q) - mean * (q - 1.0)))) for q in RATIOS)
+    seen = obs.k >= 2 and obs.k - n * r > VISIBLE_Z * math.sqrt(n * r * (1.0 - r))
+    return Bet(u, linear + rates, seen)
+
+
+def linear_only(b: Bet) -> Bet:
+    """The bet with the rate gamblers sitting out: each stakes like its linear twin, so the
+    e-value is the linear gamblers' mean (where the counts' reference is a model, not a
+    measurement: a fading warm-up, ``signals.py``)."""
+    linear = b.multipliers[: len(STAKES)]
+    return Bet(b.u, linear + linear[: len(RATIOS)], b.visible)
+
+
+def average(a: Bet, b: Bet) -> Bet:
+    """Two bets on the same slice, half the stake on each: again a bet of mean at most 1."""
+    return Bet(
+        (a.u + b.u) / 2,
+        tuple((x + y) / 2 for x, y in zip(a.multipliers, b.multipliers, strict=True)),
+        a.visible or b.visible,
+    )
 
 
 def excess(obs: SliceObservation, cap: float) -> float:
@@ -75,14 +156,14 @@ def excess(obs: SliceObservation, cap: float) -> float:
     return min(cap, z / scale)
 
 
-def log_wealth_prefixes(outcomes: Sequence[float]) -> list[list[float]]:
+def log_wealth_prefixes(bets: Sequence[Bet]) -> list[list[float]]:
     """For each gambler, the cumulative log wealth after 0, 1, … slices: the wealth of a
     test started at slice ``s`` and read after slice ``t`` is ``exp(P[t] - P[s])``."""
     prefixes: list[list[float]] = []
-    for lam in STAKES:
+    for g in range(GAMBLERS):
         running, row = 0.0, [0.0]
-        for u in outcomes:
-            running += math.log1p(lam * u)
+        for b in bets:
+            running += math.log(max(1e-300, b.multipliers[g]))
             row.append(running)
         prefixes.append(row)
     return prefixes

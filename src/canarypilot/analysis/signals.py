@@ -34,10 +34,15 @@ from functools import lru_cache
 
 from canarypilot.analysis import histogram as hist
 from canarypilot.analysis.sequential import (
+    GAMBLERS,
+    Bet,
     SliceObservation,
-    excess,
+    average,
+    bet,
+    linear_only,
     log_e_value,
     log_wealth_prefixes,
+    rate_cap,
     slice_cap,
 )
 from canarypilot.analysis.warmup import allowances
@@ -138,8 +143,7 @@ def error_test(slices: Sequence[Slice], *, slo: SLOPolicy, z: float, need: int) 
     for es, ns, ec, nc in typed:
         r = max(base, es / ns if ns > 0 else base) + slo.max_error_delta
         observations.append(SliceObservation(ec, nc if r < SHARED_STALL else 0.0, r))
-    cap = slice_cap(slo.alpha, need)
-    outcomes = [excess(o, cap) for o in observations]
+    outcomes = _bets(observations, slo.alpha, need)
     log_e = log_e_value(log_wealth_prefixes(outcomes), 0, len(observations))
     kept = [typed[i] for i in _kept(range(len(typed)), outcomes, slo.alpha, need)]
     point = bound = None
@@ -164,6 +168,7 @@ def error_test(slices: Sequence[Slice], *, slo: SLOPolicy, z: float, need: int) 
         requests=n_c,
         basis=f"{e_c:.0f} canary errors, stable {base:.2%}",
         beyond=visible(k_c, m_c, limit),
+        latest_beyond=_latest_visible(outcomes, observations),
     )
 
 
@@ -173,7 +178,7 @@ class _EdgeTest:
     the warm-up ends (for the bounds) and whether the newest slice is still in it."""
 
     log_e: float
-    outcomes: list[float]
+    outcomes: list[Bet]
     start: int
     warming_up: bool
     #: Per slice: the canary's requests beyond the test latency, and its requests.
@@ -193,8 +198,8 @@ def _edge_outcomes(
     slo: SLOPolicy,
     need: int,
     since: float,
-) -> tuple[list[float], list[float], list[float], float]:
-    """Each slice's bet outcome at the bound ``edge``, with the shares, allowances and the
+) -> tuple[list[Bet], list[float], list[float], float]:
+    """Each slice's bet at the bound ``edge``, with the shares, allowances and the
     step's reference share they were read against."""
     delta = slo.max_latency_delta
     # Stable's share beyond E / (1 + delta) over the step, half a request added so an empty
@@ -210,14 +215,50 @@ def _edge_outcomes(
         seed=max(1, need - 1),
         max_warmup=slo.max_warmup_seconds,
     )
-    cap = slice_cap(slo.alpha, need)
-    outcomes = []
+    observations = []
     for b_s, k, total, allowance in zip(stable, beyond, n, allowed, strict=True):
         reference = max(base, allowance, hist.tail_share_beyond(b_s, edge / (1 + delta)) or 0.0)
-        outcomes.append(
-            excess(SliceObservation(k, total if reference < SHARED_STALL else 0.0, reference), cap)
-        )
-    return outcomes, shares, allowed, base
+        observations.append(SliceObservation(k, total if reference < SHARED_STALL else 0.0, reference))
+    return _bets(observations, slo.alpha, need), shares, allowed, base
+
+
+#: The median of a chi-square variable with one degree of freedom.
+_CHI2_1_MEDIAN = 0.4549
+
+
+def typical_dispersion(observations: Sequence[SliceObservation]) -> float:
+    """The overdispersion of a *typical* slice: the median squared Pearson residual of the
+    counts around their references (scaled to the counts' total), over its value for
+    independent requests; at least 1. A stall or a burst in a few slices does not move it
+    (they are the cap's business); counts that swing in most slices do.
+
+    >>> typical_dispersion([SliceObservation(k, 300, 0.02) for k in (6, 5, 7, 6, 60)])
+    1.0
+    >>> typical_dispersion([SliceObservation(k, 300, 0.02) for k in (1, 15, 2, 14, 18)]) > 2
+    True
+    """
+    used = [o for o in observations if o.n > 0 and 0 < o.r < 1]
+    if len(used) < 2:
+        return 1.0
+    scale = _median([o.k / (o.n * o.r) for o in used])
+    if scale <= 0:
+        return 1.0
+    squares = [(o.k - scale * o.n * o.r) ** 2 / (scale * o.n * o.r) for o in used]
+    return max(1.0, _median(squares) / _CHI2_1_MEDIAN)
+
+
+def _median(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def _bets(observations: Sequence[SliceObservation], alpha: float, need: int) -> list[Bet]:
+    """Each slice's bet, the rate gamblers reading the counts over the canary's typical
+    overdispersion around its references (``typical_dispersion``)."""
+    spread = typical_dispersion(observations)
+    cap, top = slice_cap(alpha, need), rate_cap(alpha, need)
+    return [bet(o, cap, top, spread=spread) for o in observations]
 
 
 def _edge_test(
@@ -245,8 +286,7 @@ def _edge_test(
         low, _, _, _ = _edge_outcomes(
             rows, stable_pool, stable, canary, lower, slo=slo, need=need, since=since
         )
-        outcomes = [(a + b) / 2 for a, b in zip(outcomes, low, strict=True)]
-    log_e = log_e_value(log_wealth_prefixes(outcomes), 0, len(rows))
+        outcomes = [average(a, b) for a, b in zip(outcomes, low, strict=True)]
     # The bounds read the slices after the last one the allowance excused (in excess of
     # stable's share, and covered by it); the newest one so: warming up.
     excused = [
@@ -254,6 +294,11 @@ def _edge_test(
         for i, (a, x, t) in enumerate(zip(allowed, shares, totals, strict=True))
         if a > base and visible(x * t, t, base)
     ]
+    if excused:
+        # The step began in a visible excess that may be fading: its reference is the warm-up
+        # model's, not stable's measured share, and only the bet on the mean is placed.
+        outcomes = [linear_only(b) for b in outcomes]
+    log_e = log_e_value(log_wealth_prefixes(outcomes), 0, len(rows))
     start = max((i + 1 for i in excused), default=0)
     beyond = [s * t for s, t in zip(shares, totals, strict=True)]
     return _EdgeTest(
@@ -285,7 +330,7 @@ def latency_test(
     if stable_p99 is None or stable_p99 <= 0:
         return None
     edge = hist.bound_at_or_above(canary_pool, (1 + delta) * stable_p99)
-    tested = _EdgeTest(0.0, [0.0] * len(rows), 0, False)
+    tested = _EdgeTest(0.0, [Bet(0.0, (1.0,) * GAMBLERS)] * len(rows), 0, False)
     if edge is not None:
         tested = _edge_test(rows, stable_pool, stable, canary, edge, slo=slo, need=need, since=since)
 
@@ -336,6 +381,7 @@ def latency_test(
         requests=n_kept,
         basis=basis,
         beyond=beyond,
+        latest_beyond=_latest_visible(tested.outcomes, rows),
     )
     return LatencyResult(test, rows[start - 1].end if start else None, tested.warming_up)
 
@@ -374,13 +420,18 @@ def _warm_slices(
     )
 
 
-def _kept(indices: Iterable[int], outcomes: Sequence[float], alpha: float, need: int) -> list[int]:
+def _latest_visible(bets: Sequence[Bet], slices: Sequence[object]) -> bool:
+    """Whether the newest slice's count is visibly above its reference."""
+    return bool(bets) and len(bets) == len(slices) and bets[-1].visible
+
+
+def _kept(indices: Iterable[int], outcomes: Sequence[Bet], alpha: float, need: int) -> list[int]:
     """The slices the bounds read: all, but for a transient — at most ``need - 1`` slices whose
     excess reached the per-slice cap, the most a burst the test ignores can touch. More capped
     slices than that are the canary's behaviour, not a transient, and all are read."""
     chosen = list(indices)
     cap = slice_cap(alpha, need)
-    capped = {i for i in chosen if outcomes[i] >= cap - 1e-9}
+    capped = {i for i in chosen if outcomes[i].u >= cap - 1e-9}
     if not capped or len(capped) >= need:
         return chosen
     return [i for i in chosen if i not in capped]
