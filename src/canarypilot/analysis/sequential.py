@@ -38,8 +38,9 @@ reference multiply the boldest linear wealth by 2.2, where the likelihood ratio 
 counts is about 60. Four more gamblers each bet that the canary's count runs ``q`` times
 the reference (``RATIOS``) and are paid the Poisson likelihood ratio
 ``q^k exp(-n r (q - 1))``, capped at ``rate_cap``. If the canary's requests in a slice
-fail (or are slow) independently at a rate at most ``r``, its expectation is at most 1
-(binomial or Poisson counts): the one assumption the linear gamblers do not need. The
+fail independently at a rate at most ``r``, its expectation is at most 1 (binomial or
+Poisson counts): the one assumption the linear gamblers do not need, made for errors
+only (``signals.py``: on latency they sit out, ``linear_only``). The
 counts are first divided by the canary's typical overdispersion
 (``signals.typical_dispersion``, at least 1), the cap still makes ``min_slices`` slices
 the least that can decide, and the eight gamblers' mean is the e-value.
@@ -130,8 +131,7 @@ def bet(obs: SliceObservation, cap: float, top: float, *, spread: float = 1.0) -
 
 def linear_only(b: Bet) -> Bet:
     """The bet with the rate gamblers sitting out: each stakes like its linear twin, so the
-    e-value is the linear gamblers' mean (where the counts' reference is a model, not a
-    measurement: a fading warm-up, ``signals.py``)."""
+    e-value is the linear gamblers' mean (the latency signal, ``signals.py``)."""
     linear = b.multipliers[: len(STAKES)]
     return Bet(b.u, linear + linear[: len(RATIOS)], b.visible)
 
