@@ -20,7 +20,11 @@ async def test_every_rung_up_to_100_is_capped_and_judged_before_the_next(clock: 
     router = RecordingRouter()
     events: list = []
     outcome = await RolloutController(
-        make_spec(), metrics=ScriptedMetrics(clock), router=router, clock=clock, on_event=events.append
+        make_spec(rollout={"early_advance": False}),
+        metrics=ScriptedMetrics(clock),
+        router=router,
+        clock=clock,
+        on_event=events.append,
     ).run()
     assert outcome.phase is Phase.PROMOTED
     # safe weight 100 throughout: only the growth cap (x2) limits, the last increase included
@@ -38,6 +42,32 @@ async def test_every_rung_up_to_100_is_capped_and_judged_before_the_next(clock: 
     pauses = [60, 90, 120, 180, 180]
     for (at, _), (next_at, _), pause in zip(changes, changes[1:], pauses, strict=False):
         assert next_at - at >= pause
+
+
+async def test_a_canary_shown_within_the_slo_moves_on_before_its_pause_but_not_to_100_before_the_bake(
+    clock: FakeClock,
+) -> None:
+    router = RecordingRouter()
+    events: list = []
+    spec = make_spec()
+    outcome = await RolloutController(
+        spec, metrics=ScriptedMetrics(clock), router=router, clock=clock, on_event=events.append
+    ).run()
+    assert outcome.phase is Phase.PROMOTED
+    assert router.history == [5.0, 10.0, 20.0, 40.0, 80.0, 100.0]
+    changes = routed(events)
+    lasted = [b - a for (a, _), (b, _) in zip(changes, changes[1:], strict=False)]
+    pauses = [60, 90, 120, 180, 180]
+    assert any(d < p for d, p in zip(lasted, pauses, strict=False)), lasted  # some step ended early
+    decisions = [e for e in events if e.kind is EventKind.DECISION]
+    assert any(e.data["early"] for e in decisions)
+    # every early move followed a verdict that showed the canary within the SLO at that weight
+    for (at, weight), (next_at, _) in zip(changes, changes[1:], strict=False):
+        verdicts = [e for e in events if e.kind is EventKind.VERDICT and at < e.at <= next_at]
+        assert verdicts and verdicts[-1].data["action"] == "proceed" and verdicts[-1].weight == weight
+    # 100 % never before bake_fraction of the schedule (0.5 of 450 s)
+    policy = spec.settings.rollout
+    assert changes[-1][0] - changes[0][0] >= policy.bake_fraction * sum(policy.pauses_seconds) - 1.0
 
 
 async def test_a_capacity_knee_above_the_last_scheduled_weight_is_caught_before_100(clock: FakeClock) -> None:

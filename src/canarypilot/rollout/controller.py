@@ -266,8 +266,13 @@ class RolloutController:
         evidence = decision.evidence
         within = evidence is not None and evidence.within_slo
         rung = next_rung(state.weight, verdict.weight, self.spec.settings, within_slo=within)
+        # The pause is the longest stay: a canary the evidence shows within the SLO (upper
+        # bounds inside both thresholds, after min_slices slices) has been judged at this
+        # weight and moves on (``early_advance``); the bake time before 100 % still holds.
+        early = self.policy.early_advance and within and now < pause_ends(state, self.policy)
         step_over = max(
-            pause_ends(state, self.policy), bake_ends(state, self.policy) if rung.promote else now
+            now if early else pause_ends(state, self.policy),
+            bake_ends(state, self.policy) if rung.promote else now,
         )
         if now < step_over:
             # Passing, but the step's pause (or the bake time before 100 %) is not over: keep
@@ -284,8 +289,9 @@ class RolloutController:
             else:
                 why = f"safe weight {verdict.weight:g}% covers no more than the current {state.weight:g}%"
             return self._hold(state, (*verdict.reasons, why), now)
+        ended = "shown within the SLO before the pause ended" if early else "step pause elapsed"
         if rung.promote:
-            done = f"step pause elapsed; validated at {state.weight:g}%: promoting to 100%"
+            done = f"{ended}; validated at {state.weight:g}%: promoting to 100%"
             promoted = (*verdict.reasons, f"{done} (growth cap {rung.cap:g}%)")
             self._emit(
                 EventKind.DECISION,
@@ -293,18 +299,20 @@ class RolloutController:
                 safe_weight=verdict.weight,
                 cap=rung.cap,
                 next_step=state.step + 1,
+                early=early,
             )
             return await self._apply_pending(
                 self._save(state.but(pending=PendingChange(100.0, state.step + 1, Phase.PROMOTED, promoted)))
             )
         chosen = f"next weight {rung.weight:g}% (safe {verdict.weight:g}%, growth cap {rung.cap:g}%)"
-        advance = (*verdict.reasons, f"step pause elapsed; {chosen}")
+        advance = (*verdict.reasons, f"{ended}; {chosen}")
         self._emit(
             EventKind.DECISION,
             safe_weight=verdict.weight,
             cap=rung.cap,
             weight=rung.weight,
             next_step=state.step + 1,
+            early=early,
         )
         pending = PendingChange(rung.weight, state.step + 1, Phase.PROGRESSING, advance, restart=True)
         return await self._apply_pending(self._save(state.but(pending=pending)))
