@@ -53,17 +53,23 @@ def next_rung(current: float, safe: float, settings: Settings, *, within_slo: bo
     Rung(weight=33.6, cap=40.0, promote=False)
     >>> next_rung(20.0, 33.6, Settings(), within_slo=True)
     Rung(weight=40.0, cap=40.0, promote=False)
+    >>> next_rung(48.8, 60.0, Settings(), within_slo=True)  # 97.6 % would starve stable
+    Rung(weight=100.0, cap=97.6, promote=True)
     """
     floor = settings.interpolation.min_weight
     cap = round_half_away(max(current, floor, 1.0) * settings.rollout.max_growth_factor, 1)
+    # A rung that would leave stable less than the first rung's share (min_weight) is 100 %:
+    # with so few stable requests there is no baseline left to judge it against (a healthy
+    # canary at 97.6 % held until its deadline on a p99 bound set by 2.4 % of the traffic).
+    reaches = cap >= 100.0 - floor
     if within_slo:
         # Shown within the SLO at the weight reached: its capacity there is validated, and
         # the growth cap alone bounds the next increase (the safe weight, read from upper
         # bounds, would keep a healthy canary creeping for as long as its step is young).
-        return Rung(min(cap, 100.0), cap, cap >= 100.0)
-    if safe >= 100.0 and cap >= 100.0:
+        return Rung(100.0, cap, True) if reaches else Rung(cap, cap, False)
+    if safe >= 100.0 and reaches:
         return Rung(100.0, cap, True)
-    if cap >= 100.0:
+    if reaches:
         # One capped step would reach 100 %: wait until the evidence shows the canary within
         # the SLO rather than creep towards 100 % on a safe weight that cannot reach it.
         return Rung(max(floor, current), cap, False)
