@@ -122,7 +122,10 @@ def assert_climbed(weights: list[int]) -> None:
     climb = weights[: weights.index(1000) + 1]
     assert climb == sorted(set(climb)), f"a weight was lost or applied twice: {weights}"
     assert climb[0] == 50, weights  # the minimum weight, 5 %
-    assert all(b <= 2 * a for a, b in zip(climb, climb[1:], strict=False)), weights
+    # at most the growth factor (2), except that a rung the cap would put above 95 % is 100 %:
+    # stable keeps too little traffic there to be a baseline (analysis/ladder.py)
+    steps = zip(climb, climb[1:], strict=False)
+    assert all(b <= 2 * a or (b == 1000 and 2 * a >= 950) for a, b in steps), weights
 
 
 def test_a_healthy_release_is_promoted_and_leaves_the_cluster_clean(
