@@ -40,7 +40,7 @@ the reference (``RATIOS``) and are paid the Poisson likelihood ratio
 ``q^k exp(-n r (q - 1))``, capped at ``rate_cap``. If the canary's requests in a slice
 fail independently at a rate at most ``r``, its expectation is at most 1 (binomial or
 Poisson counts): the one assumption the linear gamblers do not need, made for errors
-only (``signals.py``: on latency they sit out, ``linear_only``). The
+only (``signals.py``: on latency they sit out, ``bet(..., top=None)``). The
 counts are first divided by the canary's typical overdispersion
 (``signals.typical_dispersion``, at least 1), the cap still makes ``min_slices`` slices
 the least that can decide, and the eight gamblers' mean is the e-value.
@@ -106,13 +106,30 @@ class Bet:
     visible: bool = False
 
 
-#: Standard errors above the reference that make a slice's excess visible.
+#: Standard errors above the reference that make a slice's excess visible: only such a slice
+#: can be excused as warm-up (a healthy canary is above its reference in half its slices).
 VISIBLE_Z = 2.0
 
 
-def bet(obs: SliceObservation, cap: float, top: float, *, spread: float = 1.0) -> Bet:
-    """The slice's bet for every gambler; ``spread`` is the canary's overdispersion (>= 1)
-    that its counts are divided by before the rate gamblers read them.
+def visible(k: float, n: float, r: float) -> bool:
+    """``k`` of ``n`` is clearly above the share ``r``: at least two requests, and
+    ``VISIBLE_Z`` standard errors above ``n r``.
+
+    >>> visible(1, 30, 0.01), visible(8, 30, 0.01), visible(40, 1000, 0.03)
+    (False, True, False)
+    """
+    if n <= 0 or k < 2:
+        return False
+    r = min(max(r, 1e-9), 1 - 1e-9)
+    return k - n * r > VISIBLE_Z * math.sqrt(n * r * (1 - r))
+
+
+def bet(obs: SliceObservation, cap: float, top: float | None, *, spread: float = 1.0) -> Bet:
+    """The slice's bet for every gambler. ``top`` caps the rate gamblers' multipliers
+    (``rate_cap``); ``None``: they sit out, each staking like its linear twin, so the
+    e-value is the linear gamblers' mean (the latency signal, ``signals.py``). ``spread`` is
+    the canary's overdispersion (>= 1) its counts are divided by before the rate gamblers
+    read them.
 
     >>> b = bet(SliceObservation(15, 300, 0.021), slice_cap(0.01, 3), rate_cap(0.01, 3))
     >>> round(b.multipliers[0], 2), round(max(b.multipliers), 2)
@@ -121,19 +138,14 @@ def bet(obs: SliceObservation, cap: float, top: float, *, spread: float = 1.0) -
     u = excess(obs, cap)
     linear = tuple(1.0 + lam * u for lam in STAKES)
     n, r = obs.n, obs.r
+    seen = 0 < r < 1 and visible(obs.k, n, r)
+    if top is None:
+        return Bet(u, linear + linear[: len(RATIOS)], seen)
     if n <= 0 or not 0 < r < 1:
         return Bet(u, linear + (1.0,) * len(RATIOS))
     k, mean = obs.k / max(1.0, spread), n * r / max(1.0, spread)
     rates = tuple(min(top, math.exp(min(700.0, k * math.log(q) - mean * (q - 1.0)))) for q in RATIOS)
-    seen = obs.k >= 2 and obs.k - n * r > VISIBLE_Z * math.sqrt(n * r * (1.0 - r))
     return Bet(u, linear + rates, seen)
-
-
-def linear_only(b: Bet) -> Bet:
-    """The bet with the rate gamblers sitting out: each stakes like its linear twin, so the
-    e-value is the linear gamblers' mean (the latency signal, ``signals.py``)."""
-    linear = b.multipliers[: len(STAKES)]
-    return Bet(b.u, linear + linear[: len(RATIOS)], b.visible)
 
 
 def average(a: Bet, b: Bet) -> Bet:

@@ -28,6 +28,7 @@ stable's histogram shows there (``histogram.tail_index``), over stable's p99 low
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -39,11 +40,11 @@ from canarypilot.analysis.sequential import (
     SliceObservation,
     average,
     bet,
-    linear_only,
     log_e_value,
     log_wealth_prefixes,
     rate_cap,
     slice_cap,
+    visible,
 )
 from canarypilot.analysis.warmup import allowances
 from canarypilot.model import SignalTest, Slice, ViolationKind
@@ -93,24 +94,6 @@ def dispersion(k: Sequence[float], n: Sequence[float], *, reference: Sequence[fl
             return 1.0
         chi2 += (ki - ni * p) ** 2 / (ni * p * (1 - p))
     return max(1.0, chi2 / (len(used) - 1))
-
-
-#: Standard errors above the reference that make a slice's excess visible: only such a slice
-#: can be excused as warm-up (a healthy canary is above its reference in half its slices).
-VISIBLE_Z = 2.0
-
-
-def visible(k: float, n: float, r: float) -> bool:
-    """``k`` of ``n`` is clearly above the share ``r``: at least two requests, and
-    ``VISIBLE_Z`` standard errors above ``n r``.
-
-    >>> visible(1, 30, 0.01), visible(8, 30, 0.01), visible(40, 1000, 0.03)
-    (False, True, False)
-    """
-    if n <= 0 or k < 2:
-        return False
-    r = min(max(r, 1e-9), 1 - 1e-9)
-    return k - n * r > VISIBLE_Z * math.sqrt(n * r * (1 - r))
 
 
 def _e(log_value: float) -> float:
@@ -168,7 +151,7 @@ def error_test(slices: Sequence[Slice], *, slo: SLOPolicy, z: float, need: int) 
         requests=n_c,
         basis=f"{e_c:.0f} canary errors, stable {base:.2%}",
         beyond=visible(k_c, m_c, limit),
-        latest_beyond=_latest_visible(outcomes, observations),
+        latest_beyond=_latest_visible(outcomes),
     )
 
 
@@ -240,17 +223,11 @@ def typical_dispersion(observations: Sequence[SliceObservation]) -> float:
     used = [o for o in observations if o.n > 0 and 0 < o.r < 1]
     if len(used) < 2:
         return 1.0
-    scale = _median([o.k / (o.n * o.r) for o in used])
+    scale = statistics.median(o.k / (o.n * o.r) for o in used)
     if scale <= 0:
         return 1.0
     squares = [(o.k - scale * o.n * o.r) ** 2 / (scale * o.n * o.r) for o in used]
-    return max(1.0, _median(squares) / _CHI2_1_MEDIAN)
-
-
-def _median(values: Sequence[float]) -> float:
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+    return max(1.0, statistics.median(squares) / _CHI2_1_MEDIAN)
 
 
 def _bets(observations: Sequence[SliceObservation], alpha: float, need: int, *, rates: bool) -> list[Bet]:
@@ -261,9 +238,8 @@ def _bets(observations: Sequence[SliceObservation], alpha: float, need: int, *, 
     with rate gamblers on latency too, 10 of 143 slow 3-minute warm-ups were rolled back
     (2 without), for no gain in time to detect on the built-in suite."""
     spread = typical_dispersion(observations) if rates else 1.0
-    cap, top = slice_cap(alpha, need), rate_cap(alpha, need)
-    made = [bet(o, cap, top, spread=spread) for o in observations]
-    return made if rates else [linear_only(b) for b in made]
+    cap, top = slice_cap(alpha, need), rate_cap(alpha, need) if rates else None
+    return [bet(o, cap, top, spread=spread) for o in observations]
 
 
 def _edge_test(
@@ -382,7 +358,7 @@ def latency_test(
         requests=n_kept,
         basis=basis,
         beyond=beyond,
-        latest_beyond=_latest_visible(tested.outcomes, rows),
+        latest_beyond=_latest_visible(tested.outcomes),
     )
     return LatencyResult(test, rows[start - 1].end if start else None, tested.warming_up)
 
@@ -421,9 +397,9 @@ def _warm_slices(
     )
 
 
-def _latest_visible(bets: Sequence[Bet], slices: Sequence[object]) -> bool:
+def _latest_visible(bets: Sequence[Bet]) -> bool:
     """Whether the newest slice's count is visibly above its reference."""
-    return bool(bets) and len(bets) == len(slices) and bets[-1].visible
+    return bool(bets) and bets[-1].visible
 
 
 def _kept(indices: Iterable[int], outcomes: Sequence[Bet], alpha: float, need: int) -> list[int]:
