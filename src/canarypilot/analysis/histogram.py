@@ -68,7 +68,7 @@ def add(histograms: Iterable[Buckets]) -> Buckets | None:
         elif these != bounds:
             return None
         else:
-            sums = [a + c for a, c in zip(sums, counts, strict=True)]
+            sums = list(map(operator.add, sums, counts))
     return None if bounds is None else tuple(zip(bounds, sums, strict=True))
 
 

@@ -51,6 +51,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 
 #: The gamblers' stakes: a grid from bold to timid, averaged with equal weights.
 STAKES: tuple[float, ...] = tuple(0.9 * (2 / 3) ** j for j in range(4))
@@ -136,7 +137,7 @@ def bet(obs: SliceObservation, cap: float, top: float | None, *, spread: float =
     (2.24, 5.85)
     """
     u = excess(obs, cap)
-    linear = tuple(1.0 + lam * u for lam in STAKES)
+    linear = tuple([1.0 + lam * u for lam in STAKES])
     n, r = obs.n, obs.r
     seen = 0 < r < 1 and visible(obs.k, n, r)
     if top is None:
@@ -172,12 +173,13 @@ def log_wealth_prefixes(bets: Sequence[Bet]) -> list[list[float]]:
     """For each gambler, the cumulative log wealth after 0, 1, … slices: the wealth of a
     test started at slice ``s`` and read after slice ``t`` is ``exp(P[t] - P[s])``."""
     prefixes: list[list[float]] = []
-    for g in range(GAMBLERS):
-        running, row = 0.0, [0.0]
-        for b in bets:
-            running += math.log(max(1e-300, b.multipliers[g]))
-            row.append(running)
-        prefixes.append(row)
+    columns = list(zip(*(b.multipliers for b in bets), strict=True)) or [()] * GAMBLERS
+    for g, column in enumerate(columns):
+        twin = next((h for h in range(g) if columns[h] == column), None)
+        if twin is not None:  # the rate gamblers sitting out stake like their linear twins
+            prefixes.append(prefixes[twin])
+            continue
+        prefixes.append(list(accumulate((math.log(max(1e-300, m)) for m in column), initial=0.0)))
     return prefixes
 
 

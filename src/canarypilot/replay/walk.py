@@ -30,7 +30,7 @@ import numpy as np
 
 from canarypilot.analysis import decide as engine_decide
 from canarypilot.metrics.history import Slicing, summarize
-from canarypilot.model import Slice, StepHistory, Verdict, VersionStats
+from canarypilot.model import Slice, Snapshot, StepHistory, Verdict, VersionStats
 from canarypilot.policy import Settings
 from canarypilot.replay.steps import Step, find_steps, observed_weight, refine
 
@@ -72,6 +72,7 @@ class Walker:
         self._until = [self._release_end(i) for i in range(len(self.steps))]
         self._ends = [s.end for s in self.slices]
         self._since = [s.since for s in self.steps]
+        self._summed: tuple[tuple[float, int, int, float], Snapshot] | None = None
 
     def _on_grid(self, t: float, *, nearest: bool) -> float:
         units = (t - self.start) / self.interval
@@ -110,7 +111,13 @@ class Walker:
         slices = self.slices[step.first : last + 1]
         newest = max((s.end for s in slices if s.canary.requests is not None), default=None)
         age = None if newest is None else at - newest
-        snapshot = summarize(self.target, slices, since=step.since, at=at, quantile=quantile, age=age)
+        # Two instants that see the same slices sum them the same way: only ``at`` and the
+        # age differ (with 30 s slices and 15 s analyses, every other instant).
+        key = (step.since, step.first, last, quantile)
+        if self._summed is None or self._summed[0] != key:
+            summed = summarize(self.target, slices, since=step.since, at=at, quantile=quantile, age=age)
+            self._summed = (key, summed)
+        snapshot = replace(self._summed[1], at=at, age_seconds=age)
         canary_n = snapshot.canary.requests or 0.0
         stable_n = snapshot.stable.requests or 0.0
         history = StepHistory(
