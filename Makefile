@@ -31,8 +31,16 @@ layers: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -q -m "not integration"
 
+# The suite's workers (tests/conftest.py): most of its time is real time spent waiting on
+# rollouts and control planes, so more workers than cores overlap it. TEST_WORKERS=0 runs it
+# in one process.
+TEST_WORKERS ?= 4
+
+# Every build the tests need (Go programs, the image) runs first, alone, from its cache
+# when warm (tests/support/prebuild.py), so no build competes with a real-time test.
 test: lint typecheck layers
-	$(BIN)/pytest -q
+	$(BIN)/python -m tests.support.prebuild
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 # The analysis service's image, localhost/canarypilot:<pyproject version> (docs/kubernetes.md).
 image:

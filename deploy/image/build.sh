@@ -64,7 +64,10 @@ ca=${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}
 ca_args=()
 [ -r "$ca" ] && ca_args=(--volume "$ca:/run/host-ca.crt:ro" --build-arg CA_BUNDLE=/run/host-ca.crt)
 
-buildah build --isolation chroot --network host --layers --quiet "${ca_args[@]}" \
-  --build-arg BASE="$BASE_IMAGE" --build-arg VERSION="$VERSION" \
-  -f Containerfile -t "$IMAGE_NAME" . >&2
+(
+  flock 8  # one build at a time: a second one (a parallel test worker) reuses the first's layers
+  buildah build --isolation chroot --network host --layers --quiet "${ca_args[@]}" \
+    --build-arg BASE="$BASE_IMAGE" --build-arg VERSION="$VERSION" \
+    -f Containerfile -t "$IMAGE_NAME" . >&2
+) 8>"$CACHE/build.lock"
 echo "$IMAGE_NAME"

@@ -50,8 +50,15 @@ from tests.cluster.controllers import (
 from tests.cluster.controlplane import ControlPlaneParts, control_plane
 from tests.service.live import serve
 from tests.support.image import ImageUnavailable, build_image, serve_container
+from tests.support.workers import parameter
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def xdist_subgroup(item: pytest.Item) -> str | None:
+    """Each Argo version's control plane and cases on a worker of its own (tests/conftest.py)."""
+    return parameter(item, "argo_cluster")
+
 
 ARTICLE = Path(__file__).resolve().parents[1] / "data" / "article-cluster-manifests.yaml"
 FAST = {"warmup_seconds": 1, "observe_seconds": 2, "interval_seconds": 1}

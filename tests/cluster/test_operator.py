@@ -30,6 +30,20 @@ from tests.cluster.operator_e2e import WeightWatch, canary_release, running_oper
 from tests.cluster.rollout_e2e import dense_prometheus
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
+#: The cases that run on a second control plane of their own when `make test` spreads the
+#: suite over workers (tests/conftest.py): about half the module's ~11 minutes.
+SECOND_HALF = {
+    "test_the_api_server_away_for_a_minute_nothing_moves_then_every_release_ends_right",
+    "test_twenty_releases_at_once_in_one_operator_all_end_where_their_metrics_say",
+    "test_two_replicas_the_leader_killed_mid_release_the_other_takes_over_within_the_lease",
+    "test_deleting_a_release_mid_way_puts_every_request_back_on_the_primary",
+    "test_abort_through_the_resource_rolls_back_at_once",
+}
+
+
+def xdist_subgroup(item: pytest.Item) -> str | None:
+    return "second-half" if getattr(item, "originalname", item.name) in SECOND_HALF else None
+
 
 RELEASE_TIMEOUT = 120.0
 _counter = iter(range(1, 1000))

@@ -21,8 +21,14 @@ from canarypilot.demo.children import Processes
 from canarypilot.demo.runner import DemoResult
 from canarypilot.local.processes import require
 from canarypilot.rollout.events import EventKind
+from tests.support.workers import parameter
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def xdist_subgroup(item: pytest.Item) -> str | None:
+    """Each scenario's two runs (embedded, real) on a worker of their own (tests/conftest.py)."""
+    return parameter(item, "name")
 
 
 def _need_real(backend: Backend) -> None:
