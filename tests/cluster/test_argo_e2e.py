@@ -395,8 +395,10 @@ def test_the_articles_rollout_is_refused_and_its_fixed_template_passes_a_regress
     assert answer["status"] == "rollback" and answer["weight"] == 0
     assert [r["status"]["phase"] for r in runs] == ["Successful"] * 4
     for run in runs:
-        measurements = run["status"]["metricResults"][0]["measurements"]
-        assert [m["phase"] for m in measurements] == ["Failed"]
+        # A request that outlived Argo's 10 s (a loaded machine) is an Error Argo measures
+        # again; no measurement ever passes, and the last one of each run fails.
+        phases = [m["phase"] for m in run["status"]["metricResults"][0]["measurements"]]
+        assert phases[-1] == "Failed" and set(phases) <= {"Failed", "Error"}, phases
     assert [w for w in seen if w] == [25, 50, 75, 100] and not final["status"].get("abort")
 
 
