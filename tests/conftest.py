@@ -10,6 +10,11 @@ worker: the Argo versions' control planes side by side, the demo's scenarios, th
 operator's cases in two halves of about five minutes each.
 
 Without xdist (``pytest -p no:xdist``, or a plain ``pytest`` on one test) nothing changes.
+
+xdist passes a test's group to its scheduler as a suffix on the node id (``…::test@group``).
+pytest 9.2 broke that silently (pytest-dev/pytest-xdist#1386): the tests of a module were
+spread over workers, a module's server started on each, and a test that reads what an
+earlier one left failed. So the run stops (exit 4) when a worker's collection comes back without the suffixes.
 """
 
 from __future__ import annotations
@@ -28,3 +33,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if part is not None:
             group += f"[{part}]"
         item.add_marker(pytest.mark.xdist_group(group))
+
+
+@pytest.hookimpl(optionalhook=True)  # an xdist hook, on the controller: absent without xdist
+def pytest_xdist_node_collection_finished(node: object, ids: list[str]) -> None:
+    # Every test gets a group above, so under loadgroup every id must carry its suffix.
+    config = getattr(node, "config", None)
+    if not isinstance(config, pytest.Config) or config.getoption("dist", None) != "loadgroup":
+        return
+    ungrouped = [nodeid for nodeid in ids if "@" not in nodeid.rsplit("::", 1)[-1]]
+    if ungrouped:
+        pytest.exit(
+            f"--dist loadgroup is not grouping ({ungrouped[0]} has no @group suffix): this "
+            "pytest and pytest-xdist do not work together; see tests/conftest.py",
+            returncode=pytest.ExitCode.USAGE_ERROR,
+        )
