@@ -395,7 +395,12 @@ def test_pause_and_resume_through_the_resource_hold_then_continue_the_release(
         assert watch.weights == weights and status(http, namespace)["phase"] == "Paused"
         annotate(http, namespace, "jump")  # not a command: refused in an Event, nothing else
         wait_command_taken(http, namespace, "jump", timeout=20)
-        ignored = [e for e in events(http, namespace) if e["reason"] == "CommandIgnored"]
+        # The Warning follows the annotation's removal (the removal decides who takes it).
+        ignored = kube.wait_for(
+            "the CommandIgnored event",
+            lambda: [e for e in events(http, namespace) if e["reason"] == "CommandIgnored"] or None,
+            timeout=10,
+        )
         assert (
             ignored and "unknown command 'jump'" in ignored[0]["message"] and ignored[0]["type"] == "Warning"
         )
