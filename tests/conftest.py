@@ -14,7 +14,8 @@ Without xdist (``pytest -p no:xdist``, or a plain ``pytest`` on one test) nothin
 xdist passes a test's group to its scheduler as a suffix on the node id (``…::test@group``).
 pytest 9.2 broke that silently (pytest-dev/pytest-xdist#1386): the tests of a module were
 spread over workers, a module's server started on each, and a test that reads what an
-earlier one left failed. So the run stops (exit 4) when a worker's collection comes back without the suffixes.
+earlier one left failed. So the run stops (exit 4) when a worker's collection comes back
+without the suffixes.
 """
 
 from __future__ import annotations
@@ -41,10 +42,10 @@ def pytest_xdist_node_collection_finished(node: object, ids: list[str]) -> None:
     config = getattr(node, "config", None)
     if not isinstance(config, pytest.Config) or config.getoption("dist", None) != "loadgroup":
         return
-    ungrouped = [nodeid for nodeid in ids if "@" not in nodeid.rsplit("::", 1)[-1]]
-    if ungrouped:
+    ungrouped = next((nodeid for nodeid in ids if "@" not in nodeid.rsplit("::", 1)[-1]), None)
+    if ungrouped is not None:
         pytest.exit(
-            f"--dist loadgroup is not grouping ({ungrouped[0]} has no @group suffix): this "
+            f"--dist loadgroup is not grouping ({ungrouped} has no @group suffix): this "
             "pytest and pytest-xdist do not work together; see tests/conftest.py",
             returncode=pytest.ExitCode.USAGE_ERROR,
         )

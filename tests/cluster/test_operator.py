@@ -401,9 +401,7 @@ def test_pause_and_resume_through_the_resource_hold_then_continue_the_release(
             lambda: [e for e in events(http, namespace) if e["reason"] == "CommandIgnored"] or None,
             timeout=10,
         )
-        assert (
-            ignored and "unknown command 'jump'" in ignored[0]["message"] and ignored[0]["type"] == "Warning"
-        )
+        assert "unknown command 'jump'" in ignored[0]["message"] and ignored[0]["type"] == "Warning"
         assert status(http, namespace)["phase"] == "Paused"
         annotate(http, namespace, "resume")  # kubectl annotate crel web canarypilot.io/command=resume
         done = wait_phase(http, namespace, "Promoted", "RolledBack", "Failed")
